@@ -1,0 +1,159 @@
+"""Typed schemas for every config group, registered in Hydra's ConfigStore.
+
+Each YAML file in conf/<group>/ starts from one of these schemas (its defaults list names
+`/schema/<group>@_here_: <schema>`), so Hydra rejects unknown keys and wrong types while composing.
+Ranges and cross-key rules are checked by `drive_runner.validation`, before any work starts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, List, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+
+# --------------------------------------------------------------------------- model
+@dataclass
+class ModelConfig:
+    name: str = MISSING
+    # Weight init of conv/linear layers (METHODS.md §6.3): Kaiming normal with ReLU gain.
+    conv_init: str = "kaiming_fan_in"  # kaiming_fan_in | kaiming_fan_out
+    linear_init: str = "kaiming"  # kaiming | default (PyTorch's U(+-1/sqrt(fan_in)))
+    bn_init: str = "constant"  # constant (gamma=1) | uniform (gamma ~ U[0,1], open_lth)
+
+
+@dataclass
+class ResNet18Config(ModelConfig):
+    stem: str = "auto"  # auto (CIFAR stem up to 64 px, ImageNet stem above) | cifar | imagenet
+
+
+# --------------------------------------------------------------------------- dataset
+@dataclass
+class DatasetConfig:
+    name: str = MISSING
+    # Where datasets live on disk; relative paths are taken from the directory drive-run was started in.
+    root: str = "${oc.env:DRIVE_RUNNER_DATA,data}"
+    download: bool = True
+    augment: bool = True
+    image_size: Optional[int] = None  # None = the dataset's native size
+    channels: Optional[int] = None  # None = native; 3 on a grey dataset repeats the channel
+
+
+@dataclass
+class DigitsConfig(DatasetConfig):
+    test_fraction: float = 0.2
+    split_seed: int = 0  # the train/test split is fixed by this, not by the run seed
+
+
+@dataclass
+class SyntheticConfig(DatasetConfig):
+    num_classes: int = 10
+    num_train: int = 512
+    num_test: int = 256
+
+
+# --------------------------------------------------------------------------- method
+@dataclass
+class MethodConfig:
+    name: str = MISSING
+    warmup_epochs: int = 0  # dense epochs before pruning; part of trainer.epochs
+    iterations: int = 1  # pruning steps along the schedule's density path
+
+
+@dataclass
+class RandomMethodConfig(MethodConfig):
+    variant: str = "global"  # global (one ranking, per-layer density is binomial) | layerwise (exact per layer)
+
+
+# --------------------------------------------------------------------------- schedule
+@dataclass
+class ScheduleConfig:
+    name: str = MISSING  # oneshot | exponential | linear
+
+
+# --------------------------------------------------------------------------- prune (mask machinery)
+@dataclass
+class PruneConfig:
+    scope: str = "global"  # global | layerwise
+    exclude: List[str] = field(default_factory=list)  # parameter names never pruned
+    include_bias: bool = False
+
+
+# --------------------------------------------------------------------------- trainer
+@dataclass
+class TrainerConfig:
+    name: str = "backprop"
+    epochs: int = 160
+    batch_size: Any = 128  # an int >= 1 (Any so a later 'auto' can be expressed)
+    eval_batch_size: int = 512
+    optimizer: str = "sgd"  # sgd | adam
+    lr: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 1e-4
+    lr_schedule: str = "multistep"  # multistep | cosine | constant
+    lr_milestones: List[int] = field(default_factory=lambda: [80, 120])  # epochs
+    lr_gamma: float = 0.1
+    lr_warmup_epochs: int = 0  # linear warm-up of the learning rate, in epochs
+    eval_every: int = 1  # test-set evaluation every N epochs (the last epoch is always evaluated)
+
+
+# --------------------------------------------------------------------------- hardware
+@dataclass
+class HardwareConfig:
+    device: str = "auto"  # auto | cpu | cuda
+    precision: str = "fp32"  # fp32 | bf16 (autocast, CUDA only)
+    memory_budget_mb: Optional[float] = None  # None = unlimited
+    num_workers: int = 2  # data-loader workers for on-disk image datasets
+    threads: Optional[int] = None  # torch CPU threads; None = torch's default
+
+
+# --------------------------------------------------------------------------- logger
+@dataclass
+class LoggerConfig:
+    name: str = "wandb"  # wandb | none
+    mode: str = "auto"  # auto (online with an API key, else offline) | offline | online | disabled
+    project: str = "drive-runner"
+    entity: Optional[str] = None
+    group: Optional[str] = None  # None = the sweep or experiment name
+    tags: List[str] = field(default_factory=list)
+    log_artifacts: bool = True
+
+
+# --------------------------------------------------------------------------- top level
+@dataclass
+class Config:
+    model: ModelConfig = MISSING
+    dataset: DatasetConfig = MISSING
+    method: MethodConfig = MISSING
+    schedule: ScheduleConfig = MISSING
+    trainer: TrainerConfig = MISSING
+    hardware: HardwareConfig = MISSING
+    logger: LoggerConfig = MISSING
+    prune: PruneConfig = field(default_factory=PruneConfig)
+    sparsity: float = 0.9  # fraction of prunable weights removed
+    compression: Optional[float] = None  # log10 of N/kept; when set it replaces sparsity
+    seed: int = 0
+
+
+SCHEMAS = {
+    "model": {"base": ModelConfig, "resnet18": ResNet18Config},
+    "dataset": {"base": DatasetConfig, "digits": DigitsConfig, "synthetic": SyntheticConfig},
+    "method": {"base": MethodConfig, "random": RandomMethodConfig},
+    "schedule": {"base": ScheduleConfig},
+    "trainer": {"base": TrainerConfig},
+    "hardware": {"base": HardwareConfig},
+    "logger": {"base": LoggerConfig},
+}
+
+
+def register_schemas() -> None:
+    """Store every schema under schema/<group>/<name> (not in the user-facing groups, so
+    `method=` lists only real methods) and the top-level schema as `base_config`."""
+    store = ConfigStore.instance()
+    store.store(name="base_config", node=Config)
+    for group, schemas in SCHEMAS.items():
+        for name, node in schemas.items():
+            store.store(group=f"schema/{group}", name=name, node=node)

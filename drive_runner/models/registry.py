@@ -1,0 +1,72 @@
+"""Model registry: maps the names users type (`model=vgg16`) to builder functions.
+
+A builder has the signature `builder(input_shape, num_classes, cfg) -> nn.Module`; it builds the
+architecture for the dataset's (C, H, W) and class count, and `build_model` then applies the
+initialisation selected by the config, so every family is initialised the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Callable, Dict, List, Tuple
+
+from torch import nn
+
+from drive_runner.errors import ConfigError
+from drive_runner.models.init import initialise
+
+InputShape = Tuple[int, int, int]
+Builder = Callable[[InputShape, int, Any], nn.Module]
+
+_BUILDERS: Dict[str, Builder] = {}
+
+
+def register_model(name: str) -> Callable[[Builder], Builder]:
+    """Decorator that registers `builder` under `name`."""
+
+    def decorate(builder: Builder) -> Builder:
+        if name in _BUILDERS:
+            raise ValueError(f"model {name!r} is registered twice")
+        _BUILDERS[name] = builder
+        return builder
+
+    return decorate
+
+
+def model_names() -> List[str]:
+    return sorted(_BUILDERS)
+
+
+def option(cfg: Any, key: str, default: Any) -> Any:
+    """Reads `key` from a DictConfig, a dict or an attribute object, falling back to `default`."""
+    if isinstance(cfg, Mapping):
+        return cfg.get(key, default)
+    return getattr(cfg, key, default)
+
+
+def require_image_size(model: str, input_shape: InputShape, minimum: int, suggested: int) -> None:
+    """Fails early, with the key to change, when pooling would shrink the image below one pixel."""
+    size = min(input_shape[1:])
+    if size < minimum:
+        raise ConfigError(
+            "dataset.image_size",
+            f"{model} needs images of at least {minimum} px, got {size}; set dataset.image_size={suggested}",
+        )
+
+
+def build_model(cfg: Any, input_shape: InputShape, num_classes: int) -> nn.Module:
+    """Builds the model named by `cfg.name` for this input shape and class count, then initialises it.
+
+    All randomness comes from torch's global RNG, so `torch.manual_seed(s)` beforehand fixes the weights.
+    """
+    name = option(cfg, "name", None)
+    if name not in _BUILDERS:
+        raise ConfigError("model", f"unknown model {name!r}; allowed: {', '.join(model_names())}")
+    model = _BUILDERS[name](tuple(input_shape), num_classes, cfg)
+    initialise(
+        model,
+        conv_init=option(cfg, "conv_init", "kaiming_fan_in"),
+        linear_init=option(cfg, "linear_init", "kaiming"),
+        bn_init=option(cfg, "bn_init", "constant"),
+    )
+    return model

@@ -1,0 +1,272 @@
+"""The four phases of a run: dense warm-up -> pruning -> sparse training -> evaluation.
+
+`run(cfg, run_dir)` is free of Hydra so it can be driven from Python and tests as well as from the CLI.
+Each phase ends at a checkpoint boundary: masks.pt after pruning, final.pt and summary.json at the end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import random
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from drive_runner.data import build_dataset
+from drive_runner.errors import ConfigError, DriveRunnerError, MaskError
+from drive_runner.models import build_model
+from drive_runner.pruning.collapse import connectivity_report
+from drive_runner.pruning.masks import MaskEngine
+from drive_runner.pruning.methods import PruningContext, build_method
+from drive_runner.tracking.console import Console
+from drive_runner.tracking.rundir import RunDirectory
+from drive_runner.tracking.tracker import Tracker
+from drive_runner.tracking.wandb_logger import WandbLogger
+from drive_runner.validation import validate
+from drive_runner.train.flops import total_flops
+from drive_runner.train.loop import TrainingSession, evaluate
+
+
+@dataclass
+class JobInfo:
+    """Facts about the job that come from outside the config (Hydra or the caller)."""
+
+    group: str | None = None  # sweep or experiment name, the W&B group
+    overrides: list[str] = field(default_factory=list)
+    in_sweep: bool = False  # one result line instead of the full table: the sweep prints its own
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def resolve_device(hardware) -> torch.device:
+    if hardware.device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if hardware.device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("hardware.device", "cuda requested but no CUDA device is available; use auto or cpu")
+    return torch.device(hardware.device)
+
+
+def target_density(cfg) -> float:
+    """Density of the prunable set: from `compression` (log10 of N/kept) when set, else 1 - sparsity."""
+    if cfg.compression is not None:
+        return 10.0 ** (-float(cfg.compression))
+    return round(1.0 - float(cfg.sparsity), 12)  # 1 - 0.9 is 0.09999999999999998 in floating point
+
+
+class _Phases:
+    """Wall-clock of named phases, in seconds."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+        self._started = time.perf_counter()
+
+    @contextlib.contextmanager
+    def measure(self, name: str):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+
+    def total(self) -> float:
+        return time.perf_counter() - self._started
+
+
+def run(cfg: DictConfig, run_dir: str | Path, job: JobInfo | None = None, console: Console | None = None) -> dict:
+    """Run one job; returns its summary. On failure the summary says `failed` and the error is re-raised."""
+    validate(cfg)
+    job = job or JobInfo()
+    console = console or Console()
+    directory = RunDirectory(run_dir)
+    directory.write_config(OmegaConf.to_yaml(cfg, resolve=True))
+    phases = _Phases()
+    summary: dict = {
+        "method": cfg.method.name, "model": cfg.model.name, "dataset": cfg.dataset.name, "seed": int(cfg.seed),
+        "overrides": list(job.overrides), "run_dir": str(directory.path),
+    }
+    wandb = WandbLogger(
+        cfg.logger, directory.path, config=OmegaConf.to_container(cfg, resolve=True),
+        name=f"{cfg.method.name}-{cfg.model.name}-{cfg.dataset.name}-d{target_density(cfg):.4g}-seed{cfg.seed}",
+        group=cfg.logger.group or job.group, warn=console.warn,
+    )
+    tracker = Tracker(directory, console, wandb)
+    try:
+        summary.update(_run_phases(cfg, directory, tracker, console, phases))
+        summary["timings_s"]["total"] = phases.total()
+        summary["status"] = "completed"
+        directory.write_summary(summary)
+        _publish(summary, directory, wandb)
+        console.result_line(summary) if job.in_sweep else console.summary_table(summary)
+        wandb.finish()
+        return summary
+    except BaseException as error:
+        summary["timings_s"] = {**phases.seconds, "total": phases.total()}
+        summary["error"] = f"{type(error).__name__}: {error}" if not isinstance(error, DriveRunnerError) else str(error)
+        if not isinstance(error, DriveRunnerError):
+            (directory.path / "error.log").write_text(traceback.format_exc())
+        summary["status"] = "failed"
+        directory.write_summary(summary)
+        tracker.event("failed", error=summary["error"])
+        wandb.finish(failed=True)
+        raise
+
+
+def _run_phases(cfg, directory: RunDirectory, tracker: Tracker, console: Console, phases: _Phases) -> dict:
+    seed = int(cfg.seed)
+    seed_everything(seed)
+    device = resolve_device(cfg.hardware)
+    if cfg.hardware.precision == "bf16" and device.type != "cuda":
+        raise ConfigError("hardware.precision", "bf16 autocast needs CUDA; use fp32 on the CPU")
+    if cfg.hardware.threads:
+        torch.set_num_threads(int(cfg.hardware.threads))
+
+    data = build_dataset(cfg.dataset, seed=seed, num_workers=int(cfg.hardware.num_workers))
+    torch.manual_seed(seed)  # the initialisation depends on the seed alone, not on what the data loader drew
+    model = build_model(cfg.model, input_shape=data.input_shape, num_classes=data.num_classes).to(device)
+    method = build_method(cfg.method, cfg.schedule)
+    engine = MaskEngine(
+        model, exclude=list(cfg.prune.exclude), include_bias=bool(cfg.prune.include_bias),
+        scope=cfg.prune.scope, seed=seed,
+    )
+    density = method.target_density(target_density(cfg))
+    console.line(
+        f"drive-run: {cfg.method.name} on {cfg.model.name}/{cfg.dataset.name}, target sparsity {1 - density:.4g}, "
+        f"{engine.total():,} prunable weights in {len(engine.targets)} tensors, device {device}"
+    )
+    session = TrainingSession(
+        model, data, cfg.trainer, device=device, precision=cfg.hardware.precision, seed=seed, engine=engine,
+        progress=console, on_epoch=tracker.epoch,
+    )
+
+    # Phase 1: dense warm-up.
+    with phases.measure("warmup"):
+        tracker.event("phase_start", phase="warmup", epochs=method.warmup_epochs)
+        session.train_epochs(method.warmup_epochs, "warmup")
+
+    # Phase 2: pruning.
+    def train_batches(step: int):
+        generator = torch.Generator().manual_seed(seed * 104_729 + step)
+        return data.train.batches(session.batch_size, shuffle=True, generator=generator, augment=True)
+
+    context = PruningContext(
+        model=model, engine=engine, target_density=density, seed=seed, device=device,
+        train_batches=train_batches, input_shape=data.input_shape, num_classes=data.num_classes,
+        on_step=lambda step, achieved: tracker.event("prune_step", step=step, density=achieved),
+    )
+    with phases.measure("prune"):
+        tracker.event("phase_start", phase="prune", target_density=density)
+        method.find_mask(context)
+    expected = method.expected_survivors(engine, density)
+    _check_survivors(engine, expected, "after pruning")
+    connectivity = connectivity_report(engine, data.input_shape)
+    _report_connectivity(connectivity, engine, tracker, console)
+    directory.save_checkpoint("masks.pt", engine.mask_state())
+
+    # Phase 3: sparse training, the rest of the epoch budget on the same schedule.
+    with phases.measure("train"):
+        train_epochs = int(cfg.trainer.epochs) - method.warmup_epochs
+        tracker.event("phase_start", phase="train", epochs=train_epochs)
+        session.callbacks.extend(method.training_callbacks(context))
+        history = session.train_epochs(train_epochs, "train")
+    _check_survivors(engine, expected, "after training")
+
+    # Phase 4: evaluation.
+    with phases.measure("eval"):
+        final = evaluate(model, data.test, batch_size=int(cfg.trainer.eval_batch_size), device=device,
+                         precision=cfg.hardware.precision)
+    tracker.event("evaluation", **final)
+    directory.save_checkpoint("final.pt", _checkpoint(cfg, model, engine, data))
+
+    return _result(cfg, model, engine, data, density, final, history, connectivity, phases)
+
+
+def _check_survivors(engine: MaskEngine, expected: int, when: str) -> None:
+    """The achieved sparsity must be exactly what the method promised; anything else fails the run."""
+    engine.verify()
+    if engine.survivors() != expected:
+        raise MaskError(
+            f"{when}: {engine.survivors()} weights survive but the target is {expected} "
+            f"(sparsity {engine.sparsity():.6f} vs {1 - expected / engine.total():.6f})"
+        )
+
+
+def _report_connectivity(connectivity: dict, engine: MaskEngine, tracker: Tracker, console: Console) -> None:
+    tracker.event(
+        "pruned", survivors=engine.survivors(), sparsity=engine.sparsity(),
+        min_layer_survivors=connectivity["min_layer_survivors"], disconnected=connectivity["disconnected"],
+        collapsed_layers=connectivity["collapsed_layers"],
+    )
+    tracker.wandb.log_table("layer_sparsity", engine.layer_stats())
+    console.line(f"pruned: {engine.survivors():,} of {engine.total():,} weights survive (sparsity {engine.sparsity():.6f})")
+    if connectivity["collapsed_layers"]:
+        console.warn(f"LAYER COLLAPSE: no surviving weight in {', '.join(connectivity['collapsed_layers'])}")
+    if connectivity["disconnected"]:
+        console.warn("DISCONNECTED: no path of surviving weights joins the input to any output")
+
+
+def _checkpoint(cfg, model, engine: MaskEngine, data) -> dict:
+    """Everything needed to rebuild and check the model, in types torch.load(weights_only=True) accepts."""
+    return {
+        "format": "drive-runner/checkpoint-v1",
+        "model": OmegaConf.to_container(cfg.model, resolve=True),
+        "input_shape": list(data.input_shape),
+        "num_classes": data.num_classes,
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "masks": engine.mask_state(),
+    }
+
+
+def _result(cfg, model, engine, data, density, final, history, connectivity, phases: _Phases) -> dict:
+    layers = engine.layer_stats()
+    prunable_ids = {id(t.param) for t in engine.targets}
+    params_total = sum(p.numel() for p in model.parameters())
+    params_unprunable = sum(p.numel() for p in model.parameters() if id(p) not in prunable_ids)
+    flops_dense, flops_sparse = total_flops(model, data.input_shape)
+    achieved_density = engine.density()
+    tested = [h["test_top1"] for h in history if "test_top1" in h]
+    return {
+        "target_sparsity": round(1.0 - density, 12),
+        "achieved_sparsity": 1.0 - achieved_density,
+        "achieved_compression": math.log10(1.0 / achieved_density) if achieved_density > 0 else None,
+        "test_acc": final["top1"],
+        "test_top5": final["top5"],
+        "test_loss": final["loss"],
+        "best_test_acc": max(tested, default=final["top1"]),
+        "epochs": int(cfg.trainer.epochs),
+        "warmup_epochs": int(cfg.method.warmup_epochs),
+        "params_total": params_total,
+        "params_prunable": engine.total(),
+        "params_unprunable": params_unprunable,
+        # Parameters that remain: non-zero prunable weights plus every unprunable parameter (counted dense).
+        "params_nonzero": sum(layer["nonzero"] for layer in layers) + params_unprunable,
+        "flops_dense": flops_dense,
+        "flops_sparse": flops_sparse,
+        "layers": [{k: layer[k] for k in ("name", "numel", "nonzero", "survivors", "density")} for layer in layers],
+        **connectivity,
+        "timings_s": {
+            "warmup": phases.seconds.get("warmup", 0.0),
+            "prune": phases.seconds.get("prune", 0.0),
+            "find_mask": phases.seconds.get("warmup", 0.0) + phases.seconds.get("prune", 0.0),
+            "train": phases.seconds.get("train", 0.0),
+            "eval": phases.seconds.get("eval", 0.0),
+        },
+    }
+
+
+def _publish(summary: dict, directory: RunDirectory, wandb: WandbLogger) -> None:
+    """The result to W&B: summary values and the checkpoint and mask as one artifact."""
+    wandb.update_summary({k: v for k, v in summary.items() if isinstance(v, (int, float, str, bool))})
+    wandb.log_files(
+        f"model-{summary['method']}-{summary['model']}-{summary['dataset']}-seed{summary['seed']}",
+        "model", [directory.checkpoints / "final.pt", directory.checkpoints / "masks.pt"],
+    )

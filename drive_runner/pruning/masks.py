@@ -1,0 +1,271 @@
+"""The mask engine every unstructured method goes through (METHODS.md §0).
+
+Masks are boolean buffers registered beside each prunable tensor (`<attr>_mask`), so they travel in
+every state_dict and checkpoint. Three mechanisms keep pruned weights exactly zero:
+a gradient hook multiplies the gradient by the mask, an optimizer post-step hook multiplies the
+weight by the mask (covering weight decay, momentum and Nesterov), and a mask change zeroes both
+the weights and the optimizer state of the newly pruned entries.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Mapping
+
+import torch
+from torch import nn
+
+from drive_runner.errors import ConfigError, MaskError
+
+PRUNABLE_MODULES = (nn.Conv2d, nn.Linear)
+
+
+@dataclass(frozen=True)
+class PrunableTensor:
+    """One prunable parameter: `name` as in model.named_parameters(), owned by `module` as `attr`."""
+
+    name: str
+    module: nn.Module
+    attr: str
+
+    @property
+    def param(self) -> nn.Parameter:
+        return getattr(self.module, self.attr)
+
+    @property
+    def mask(self) -> torch.Tensor:
+        return getattr(self.module, f"{self.attr}_mask")
+
+
+def find_prunable(model: nn.Module, exclude: Iterable[str] = (), include_bias: bool = False) -> list[PrunableTensor]:
+    """The weights (and optionally biases) of every Conv2d and Linear, minus the excluded names.
+
+    An excluded name that matches no prunable tensor is a config error: a typo would otherwise
+    silently prune a layer the user meant to keep.
+    """
+    found = []
+    for module_name, module in model.named_modules():
+        if not isinstance(module, PRUNABLE_MODULES):
+            continue
+        attrs = ["weight"] + (["bias"] if include_bias and module.bias is not None else [])
+        for attr in attrs:
+            found.append(PrunableTensor(f"{module_name}.{attr}" if module_name else attr, module, attr))
+    names = {t.name for t in found}
+    unknown = sorted(set(exclude) - names)
+    if unknown:
+        raise ConfigError(
+            "prune.exclude", f"no prunable tensor named {', '.join(unknown)}; prunable: {', '.join(sorted(names))}"
+        )
+    excluded = set(exclude)
+    return [t for t in found if t.name not in excluded]
+
+
+def keep_count(total: int, density: float) -> int:
+    """Survivors for a density target: round(N * d), the exact count every scheduled method uses."""
+    return int(round(total * density))
+
+
+def select_top(
+    scores: Mapping[str, torch.Tensor],
+    masks: Mapping[str, torch.Tensor],
+    keep: int,
+    generator: torch.Generator,
+) -> dict[str, torch.Tensor]:
+    """New masks keeping exactly `keep` of the currently unpruned entries, highest score first.
+
+    Already-pruned entries can never come back (monotone masks). Ties at the cut are broken by a
+    seeded random permutation of the tied entries (equivalent to "permute, then stable sort"), found
+    with a k-th value search instead of a full sort. Non-finite scores among unpruned entries abort with
+    the tensor's name, since a NaN ranking would silently decide the mask.
+    """
+    names = list(masks)
+    alive_scores = []
+    for name in names:  # selection runs on the CPU, whatever device the model is on
+        alive = masks[name].detach().reshape(-1).cpu()
+        values = scores[name].detach().reshape(-1).cpu()[alive].to(torch.float64)
+        if not torch.isfinite(values).all():
+            raise MaskError(f"non-finite pruning scores in {name} (NaN or inf); the scorer overflowed or diverged")
+        alive_scores.append(values)
+    flat = torch.cat(alive_scores) if alive_scores else torch.empty(0, dtype=torch.float64)
+    remaining = flat.numel()
+    if keep > remaining:
+        raise MaskError(f"cannot keep {keep} weights: only {remaining} survive (masks are monotone)")
+    if keep < 0:
+        raise MaskError(f"cannot keep a negative number of weights ({keep})")
+
+    chosen = _top_indices(flat, keep, generator)
+    keep_flat = torch.zeros(remaining, dtype=torch.bool)
+    keep_flat[chosen] = True
+
+    new_masks, offset = {}, 0
+    for name in names:
+        old = masks[name].detach().cpu()
+        count = int(old.sum())
+        updated = torch.zeros(old.numel(), dtype=torch.bool)
+        updated[old.reshape(-1).nonzero().squeeze(1)] = keep_flat[offset : offset + count]
+        new_masks[name] = updated.reshape(old.shape).to(masks[name].device)
+        offset += count
+    return new_masks
+
+
+def _top_indices(values: torch.Tensor, keep: int, generator: torch.Generator) -> torch.Tensor:
+    """Indices of the `keep` largest values, ties at the threshold decided by a seeded permutation."""
+    n = values.numel()
+    if keep == 0:
+        return torch.empty(0, dtype=torch.long)
+    if keep == n:
+        return torch.arange(n)
+    threshold = torch.kthvalue(values, n - keep + 1).values
+    above = (values > threshold).nonzero().squeeze(1)
+    tied = (values == threshold).nonzero().squeeze(1)
+    needed = keep - above.numel()
+    tied = tied[torch.randperm(tied.numel(), generator=generator)[:needed]]
+    return torch.cat([above, tied])
+
+
+class MaskEngine:
+    """Owns the masks of one model: scoring targets, selection, enforcement and verification."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        exclude: Iterable[str] = (),
+        include_bias: bool = False,
+        scope: str = "global",
+        seed: int = 0,
+    ):
+        if scope not in ("global", "layerwise"):
+            raise ConfigError("prune.scope", f"unknown scope '{scope}'; allowed: global, layerwise")
+        self.model = model
+        self.scope = scope
+        self.targets = find_prunable(model, exclude, include_bias)
+        self._seed = seed
+        self._selections = 0
+        self._hooks: list = []
+        for target in self.targets:
+            mask_name = f"{target.attr}_mask"
+            if not hasattr(target.module, mask_name):
+                target.module.register_buffer(mask_name, torch.ones_like(target.param, dtype=torch.bool))
+            self._hooks.append(target.param.register_hook(_masking_hook(target)))
+        self._optimizers: list[torch.optim.Optimizer] = []
+
+    # ----------------------------------------------------------------- counts
+    @property
+    def names(self) -> list[str]:
+        return [t.name for t in self.targets]
+
+    @property
+    def masks(self) -> dict[str, torch.Tensor]:
+        return {t.name: t.mask for t in self.targets}
+
+    @property
+    def params(self) -> dict[str, nn.Parameter]:
+        return {t.name: t.param for t in self.targets}
+
+    def total(self) -> int:
+        return sum(t.mask.numel() for t in self.targets)
+
+    def survivors(self) -> int:
+        return sum(int(t.mask.sum()) for t in self.targets)
+
+    def density(self) -> float:
+        return self.survivors() / max(self.total(), 1)
+
+    def sparsity(self) -> float:
+        return 1.0 - self.density()
+
+    def expected_survivors(self, density: float, scope: str | None = None) -> int:
+        """The exact survivor count `prune_to_density(.., density, scope)` lands on from a full mask."""
+        if (scope or self.scope) == "global":
+            return keep_count(self.total(), density)
+        return sum(keep_count(t.mask.numel(), density) for t in self.targets)
+
+    # ----------------------------------------------------------------- selection
+    def prune_to_density(self, scores: Mapping[str, torch.Tensor], density: float, scope: str | None = None) -> None:
+        """Keep round(N*d) survivors globally, or round(N_l*d) per tensor under layer-wise scope.
+
+        `scope` overrides the engine's scope for methods whose definition fixes it (random's variant).
+        """
+        if (scope or self.scope) == "global":
+            self.prune_to_count(scores, keep_count(self.total(), density))
+            return
+        generator = self._next_generator()
+        new = {}
+        for target in self.targets:
+            single = {target.name: target.mask}
+            keep = keep_count(target.mask.numel(), density)
+            new.update(select_top({target.name: scores[target.name]}, single, keep, generator))
+        self.set_masks(new)
+
+    def prune_to_count(self, scores: Mapping[str, torch.Tensor], keep: int) -> None:
+        """Keep exactly `keep` survivors over all prunable tensors, ranked together."""
+        self.set_masks(select_top(scores, self.masks, keep, self._next_generator()))
+
+    def _next_generator(self) -> torch.Generator:
+        # A fresh, seeded generator per selection: tie-breaking is reproducible yet differs per step.
+        generator = torch.Generator().manual_seed(self._seed * 1_000_003 + self._selections)
+        self._selections += 1
+        return generator
+
+    @torch.no_grad()
+    def set_masks(self, new_masks: Mapping[str, torch.Tensor]) -> None:
+        """Install new masks (ANDed with the old ones), zero the weights and optimizer state they remove."""
+        for target in self.targets:
+            if target.name not in new_masks:
+                continue
+            mask = target.mask
+            mask.logical_and_(new_masks[target.name].to(mask.device))
+            target.param.mul_(mask)
+            for optimizer in self._optimizers:
+                for value in optimizer.state.get(target.param, {}).values():
+                    if torch.is_tensor(value) and value.shape == mask.shape:
+                        value.mul_(mask)
+
+    # ----------------------------------------------------------------- enforcement
+    def attach(self, optimizer: torch.optim.Optimizer) -> None:
+        """Re-apply masks after every step of `optimizer` (weight decay and momentum cannot revive weights)."""
+        self._optimizers.append(optimizer)
+        optimizer.register_step_post_hook(lambda *_: self.apply())
+
+    @torch.no_grad()
+    def apply(self) -> None:
+        for target in self.targets:
+            target.param.mul_(target.mask)
+
+    def verify(self, expected_survivors: int | None = None) -> None:
+        """Fail loudly when a masked weight is non-zero or the survivor count is not the recorded one."""
+        for target in self.targets:
+            leaked = int(((target.param != 0) & ~target.mask).sum())
+            if leaked:
+                raise MaskError(f"{leaked} pruned weights of {target.name} are non-zero")
+        if expected_survivors is not None and self.survivors() != expected_survivors:
+            raise MaskError(f"{self.survivors()} weights survive, expected {expected_survivors}")
+
+    # ----------------------------------------------------------------- reporting
+    def layer_stats(self) -> list[dict]:
+        """Per prunable tensor: size, surviving mask entries and actually non-zero weights."""
+        rows = []
+        for target in self.targets:
+            numel = target.mask.numel()
+            rows.append(
+                {
+                    "name": target.name,
+                    "numel": numel,
+                    "survivors": int(target.mask.sum()),
+                    "nonzero": int((target.param != 0).sum()),
+                    "density": int(target.mask.sum()) / numel,
+                }
+            )
+        return rows
+
+    def mask_state(self) -> dict[str, torch.Tensor]:
+        """A copy of the masks keyed by parameter name, for saving."""
+        return {name: mask.detach().cpu().clone() for name, mask in self.masks.items()}
+
+
+def _masking_hook(target: PrunableTensor):
+    def hook(grad: torch.Tensor) -> torch.Tensor:
+        return grad * target.mask
+
+    return hook

@@ -1,0 +1,12 @@
+"""Magnitude pruning (METHODS.md §1.3): |theta|. At initialisation it is a baseline; on trained
+weights it is the IMP and GMP criterion."""
+
+import torch
+
+from drive_runner.pruning.scorers import register_scorer
+
+
+@register_scorer("magnitude", needs_data=False)
+def magnitude_scores(model, names, batches=(), *, generator=None, **_):
+    params = dict(model.named_parameters())
+    return {name: params[name].detach().abs() for name in names}

@@ -1,0 +1,114 @@
+"""What the user sees while a run goes: rich progress bars on a terminal, plain lines otherwise.
+
+Every line also goes to the `drive_runner` logger, which Hydra's job logging writes to run.log.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from rich.console import Console as RichConsole
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+log = logging.getLogger("drive_runner")
+
+
+def format_epoch(metrics: dict) -> str:
+    parts = [f"[{metrics['phase']}] epoch {metrics['epoch']}", f"lr {metrics['lr']:.4g}",
+             f"loss {metrics['train_loss']:.4f}", f"train_acc {metrics['train_acc']:.4f}"]
+    if "test_top1" in metrics:
+        parts.append(f"test_acc {metrics['test_top1']:.4f}")
+    parts.append(f"{metrics['epoch_time_s']:.1f}s")
+    return "  ".join(parts)
+
+
+def rich_console() -> RichConsole:
+    """A rich console for stdout; when that is a file or pipe, wide enough that tables do not wrap."""
+    console = RichConsole(file=sys.stdout)
+    return console if console.is_terminal else RichConsole(file=sys.stdout, width=140)
+
+
+class Console:
+    def __init__(self, interactive: bool | None = None):
+        self.rich = rich_console()
+        self.interactive = self.rich.is_terminal if interactive is None else interactive
+        self._progress: Progress | None = None
+        self._epoch_task = self._batch_task = None
+
+    # ----------------------------------------------------------------- lines
+    def line(self, text: str) -> None:
+        log.info(text)
+        if self._progress is not None:
+            self._progress.console.print(text, markup=False, highlight=False)
+        elif self.interactive:
+            self.rich.print(text, markup=False, highlight=False)
+        else:
+            print(text, flush=True)
+
+    def warn(self, text: str) -> None:
+        log.warning(text)
+        print(f"warning: {text}", file=sys.stderr, flush=True)
+
+    # ----------------------------------------------------------------- progress (the loop's Progress protocol)
+    def start_phase(self, phase: str, epochs: int, batches_per_epoch: int) -> None:
+        if not self.interactive:
+            self.line(f"[{phase}] {epochs} epochs x {batches_per_epoch} batches")
+            return
+        self._progress = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), TimeRemainingColumn(), console=self.rich, transient=True,
+        )
+        self._progress.start()
+        self._epoch_task = self._progress.add_task(f"{phase} epochs", total=epochs)
+        self._batch_task = self._progress.add_task("batches", total=batches_per_epoch)
+
+    def advance_batch(self) -> None:
+        if self._progress is not None:
+            self._progress.advance(self._batch_task)
+
+    def end_epoch(self, metrics: dict) -> None:
+        self.line(format_epoch(metrics))
+        if self._progress is not None:
+            self._progress.advance(self._epoch_task)
+            self._progress.reset(self._batch_task)
+
+    def end_phase(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+    # ----------------------------------------------------------------- final result
+    def result_line(self, summary: dict) -> None:
+        self.line(
+            f"done: test_acc {summary['test_acc']:.4f}  sparsity {summary['achieved_sparsity']:.4f}  "
+            f"{summary['timings_s']['total']:.1f}s  {summary['run_dir']}"
+        )
+
+    def summary_table(self, summary: dict) -> None:
+        table = Table(title=f"drive-run: {summary.get('method')} on {summary.get('model')}/{summary.get('dataset')}")
+        table.add_column("result")
+        table.add_column("value", justify="right")
+        for key, value in summary_rows(summary):
+            table.add_row(key, value)
+        self.rich.print(table)
+        for key, value in summary_rows(summary):
+            log.info("%s: %s", key, value)
+
+
+def summary_rows(summary: dict) -> list[tuple[str, str]]:
+    timings = summary.get("timings_s", {})
+    rows = [
+        ("status", str(summary.get("status"))),
+        ("test accuracy (top-1)", f"{summary.get('test_acc', float('nan')):.4f}"),
+        ("test accuracy (top-5)", f"{summary.get('test_top5', float('nan')):.4f}"),
+        ("target / achieved sparsity", f"{summary.get('target_sparsity'):.4f} / {summary.get('achieved_sparsity'):.4f}"),
+        ("parameters non-zero / total", f"{summary.get('params_nonzero'):,} / {summary.get('params_total'):,}"),
+        ("FLOPs sparse / dense", f"{summary.get('flops_sparse'):,} / {summary.get('flops_dense'):,}"),
+        ("collapsed layers", ", ".join(summary.get("collapsed_layers", [])) or "none"),
+        ("time warm-up / prune / train / eval", " / ".join(f"{timings.get(k, 0):.1f}s" for k in ("warmup", "prune", "train", "eval"))),
+        ("total time", f"{timings.get('total', 0):.1f}s"),
+        ("run directory", str(summary.get("run_dir"))),
+    ]
+    return rows

@@ -1,0 +1,128 @@
+"""Weights & Biases logging: one W&B run per job, written inside the run directory.
+
+A tracking failure must never cost a result, so every call goes through `_guarded`: the first
+exception is reported as a warning and W&B is switched off for the rest of the run.
+"""
+
+from __future__ import annotations
+
+import functools
+import netrc
+import os
+from pathlib import Path
+from typing import Callable
+
+MODES = ("auto", "offline", "online", "disabled")
+
+
+def has_api_key() -> bool:
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    try:
+        return netrc.netrc().authenticators("api.wandb.ai") is not None
+    except (OSError, netrc.NetrcParseError):
+        return False
+
+
+def resolve_mode(mode: str) -> str:
+    """`auto` means online when an API key is configured and offline otherwise (WANDB_MODE wins if set)."""
+    if mode != "auto":
+        return mode
+    return os.environ.get("WANDB_MODE") or ("online" if has_api_key() else "offline")
+
+
+def _guarded(method: Callable) -> Callable:
+    @functools.wraps(method)
+    def call(self, *args, **kwargs):
+        if self.run is None:
+            return None
+        try:
+            return method(self, *args, **kwargs)
+        except Exception as error:  # noqa: BLE001 - any W&B failure is survivable by design
+            self._disable(f"W&B {method.__name__} failed ({type(error).__name__}: {error}); W&B logging is off for this run")
+            return None
+
+    return call
+
+
+class WandbLogger:
+    def __init__(
+        self,
+        cfg,
+        run_dir: Path,
+        *,
+        config: dict,
+        name: str,
+        group: str | None,
+        warn: Callable[[str], None],
+    ):
+        self.run = None
+        self.mode = resolve_mode(cfg.mode) if cfg.name == "wandb" else "disabled"
+        self._warn = warn
+        self._log_artifacts = bool(cfg.log_artifacts)
+        if self.mode == "disabled":
+            return
+        try:
+            import wandb
+
+            self._wandb = wandb
+            self.run = wandb.init(
+                project=cfg.project,
+                entity=cfg.entity,
+                group=group,
+                name=name,
+                tags=list(cfg.tags) or None,
+                dir=str(run_dir),
+                mode=self.mode,
+                config=config,
+                reinit="create_new",
+                settings=wandb.Settings(silent=True, console="off", x_disable_stats=True),
+            )
+        except Exception as error:  # noqa: BLE001
+            self._disable(f"W&B could not start ({type(error).__name__}: {error}); continuing without it")
+
+    def _disable(self, message: str) -> None:
+        self._warn(message)
+        run, self.run = self.run, None
+        if run is not None:
+            try:
+                run.finish(exit_code=1, quiet=True)
+            except Exception:  # noqa: BLE001
+                pass
+
+    @_guarded
+    def log(self, metrics: dict, step: int | None = None) -> None:
+        self.run.log(metrics, step=step)
+
+    @_guarded
+    def log_table(self, key: str, rows: list[dict]) -> None:
+        if not rows:
+            return
+        columns = list(rows[0])
+        self.run.log({key: self._wandb.Table(columns=columns, data=[[row[c] for c in columns] for row in rows])})
+
+    @_guarded
+    def update_summary(self, values: dict) -> None:
+        self.run.summary.update(values)
+
+    @_guarded
+    def log_files(self, name: str, kind: str, paths: list[Path]) -> None:
+        if not self._log_artifacts:
+            return
+        artifact = self._wandb.Artifact(name=name, type=kind)
+        for path in paths:
+            artifact.add_file(str(path))
+        self.run.log_artifact(artifact)
+
+    @property
+    def run_path(self) -> str | None:
+        return getattr(self.run, "dir", None)
+
+    def finish(self, failed: bool = False) -> None:
+        if self.run is None:
+            return
+        try:
+            self.run.finish(exit_code=1 if failed else 0)
+        except Exception as error:  # noqa: BLE001
+            self._warn(f"W&B finish failed ({type(error).__name__}: {error})")
+        self.run = None

@@ -1,0 +1,192 @@
+"""The backprop training loop and evaluation.
+
+A TrainingSession owns one optimizer, one LR schedule and one epoch counter for a whole run, so the
+dense warm-up and sparse training are two stretches of the same schedule (DRIVE keeps optimizer state
+across pruning; a dense run and a pruned run see the same learning rates at the same epoch).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from typing import Callable, Iterable, Protocol
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from drive_runner.errors import TrainingDiverged
+from drive_runner.train.metrics import topk_correct
+from drive_runner.train.optim import build_optimizer, lr_factor
+
+
+class TrainingCallback:
+    """Hooks a method can hang on the loop (gradual pruning, regularisers, model surgery)."""
+
+    def extra_loss(self, model: nn.Module) -> torch.Tensor | None:
+        """A term added to the task loss (e.g. a group-lasso penalty)."""
+        return None
+
+    def on_step_end(self, session: "TrainingSession") -> None:
+        """After each optimizer step (and its mask re-application)."""
+
+    def on_epoch_end(self, session: "TrainingSession", metrics: dict) -> None:
+        """After each epoch's training and evaluation."""
+
+
+class Progress(Protocol):
+    def start_phase(self, phase: str, epochs: int, batches_per_epoch: int) -> None: ...
+    def advance_batch(self) -> None: ...
+    def end_epoch(self, metrics: dict) -> None: ...
+    def end_phase(self) -> None: ...
+
+
+class _Silent:
+    def start_phase(self, phase, epochs, batches_per_epoch): ...
+    def advance_batch(self): ...
+    def end_epoch(self, metrics): ...
+    def end_phase(self): ...
+
+
+def autocast_context(device: torch.device, precision: str):
+    """bf16 autocast on CUDA; full precision otherwise."""
+    if precision == "bf16" and device.type == "cuda":
+        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, source, *, batch_size: int, device: torch.device, precision: str = "fp32") -> dict:
+    """Mean cross-entropy, top-1 and top-5 accuracy (fractions in 0..1) over a whole split."""
+    was_training = model.training
+    model.eval()
+    loss_sum, correct1, correct5, count = 0.0, 0, 0, 0
+    for inputs, targets in source.batches(batch_size, shuffle=False):
+        inputs, targets = inputs.to(device, non_blocking=True), targets.to(device, non_blocking=True)
+        with autocast_context(device, precision):
+            logits = model(inputs)
+        logits = logits.float()
+        loss_sum += float(F.cross_entropy(logits, targets, reduction="sum"))
+        hits = topk_correct(logits, targets)
+        correct1 += hits[1]
+        correct5 += hits[5]
+        count += targets.numel()
+    model.train(was_training)
+    return {"loss": loss_sum / max(count, 1), "top1": correct1 / max(count, 1), "top5": correct5 / max(count, 1)}
+
+
+class TrainingSession:
+    def __init__(
+        self,
+        model: nn.Module,
+        data,
+        trainer_cfg,
+        *,
+        device: torch.device,
+        precision: str,
+        seed: int,
+        engine=None,
+        callbacks: Iterable[TrainingCallback] = (),
+        progress: Progress | None = None,
+        on_epoch: Callable[[dict], None] = lambda metrics: None,
+    ):
+        self.model = model
+        self.data = data
+        self.cfg = trainer_cfg
+        self.device = device
+        self.precision = precision
+        self.seed = seed
+        self.engine = engine
+        self.callbacks = list(callbacks)
+        self.progress = progress or _Silent()
+        self.on_epoch = on_epoch
+        self.batch_size = int(trainer_cfg.batch_size)
+        self.steps_per_epoch = max(data.train.num_batches(self.batch_size), 1)
+        self.epoch = 0  # epochs completed
+        self.step = 0  # optimizer steps taken
+        self.optimizer = self.scheduler = None
+        self.reset_optimizer()
+
+    def reset_optimizer(self) -> None:
+        """A fresh optimizer and LR schedule positioned at the current step (used after rewinding or surgery)."""
+        self.optimizer = build_optimizer(self.model.parameters(), self.cfg)
+        if self.engine is not None:
+            self.engine.attach(self.optimizer)
+        factor = lr_factor(self.cfg, self.steps_per_epoch)
+        for group in self.optimizer.param_groups:
+            group["initial_lr"] = group["lr"]
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, factor, last_epoch=self.step - 1)
+
+    def epoch_generator(self, epoch: int) -> torch.Generator:
+        """Shuffling and augmentation randomness of an epoch depend only on (seed, epoch), so
+        resuming at any epoch replays the same data order."""
+        return torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+
+    def train_epochs(self, count: int, phase: str) -> list[dict]:
+        """Train `count` more epochs, evaluating on the test split as configured; returns per-epoch metrics."""
+        history = []
+        if count <= 0:
+            return history
+        self.progress.start_phase(phase, count, self.steps_per_epoch)
+        try:
+            final_epoch = self.epoch + count
+            for _ in range(count):
+                metrics = self._train_one_epoch(phase)
+                if (self.epoch % int(self.cfg.eval_every) == 0) or self.epoch == final_epoch:
+                    test = evaluate(
+                        self.model, self.data.test, batch_size=int(self.cfg.eval_batch_size),
+                        device=self.device, precision=self.precision,
+                    )
+                    metrics.update({f"test_{k}": v for k, v in test.items()})
+                for callback in self.callbacks:
+                    callback.on_epoch_end(self, metrics)
+                self.progress.end_epoch(metrics)
+                self.on_epoch(metrics)
+                history.append(metrics)
+        finally:
+            self.progress.end_phase()
+        return history
+
+    def _train_one_epoch(self, phase: str) -> dict:
+        self.model.train()
+        started = time.perf_counter()
+        # Sums stay on the device so a GPU epoch never waits on the host mid-way.
+        loss_sum = torch.zeros((), device=self.device)
+        correct = torch.zeros((), dtype=torch.long, device=self.device)
+        count = 0
+        lr = self.optimizer.param_groups[0]["lr"]
+        generator = self.epoch_generator(self.epoch)
+        for inputs, targets in self.data.train.batches(self.batch_size, shuffle=True, generator=generator, augment=True):
+            inputs, targets = inputs.to(self.device, non_blocking=True), targets.to(self.device, non_blocking=True)
+            with autocast_context(self.device, self.precision):
+                logits = self.model(inputs)
+                loss = F.cross_entropy(logits.float(), targets)
+                total = loss
+                for callback in self.callbacks:
+                    extra = callback.extra_loss(self.model)
+                    if extra is not None:
+                        total = total + extra
+            self.optimizer.zero_grad(set_to_none=True)
+            total.backward()
+            self.optimizer.step()
+            self.scheduler.step()
+            self.step += 1
+            for callback in self.callbacks:
+                callback.on_step_end(self)
+            loss_sum += loss.detach() * targets.numel()
+            correct += (logits.argmax(dim=1) == targets).sum()
+            count += targets.numel()
+            self.progress.advance_batch()
+        self.epoch += 1
+        train_loss = float(loss_sum) / max(count, 1)
+        if not math.isfinite(train_loss):
+            raise TrainingDiverged(f"training diverged: loss is {train_loss} in epoch {self.epoch} ({phase})")
+        return {
+            "phase": phase,
+            "epoch": self.epoch,
+            "lr": lr,
+            "train_loss": train_loss,
+            "train_acc": int(correct) / max(count, 1),
+            "epoch_time_s": time.perf_counter() - started,
+        }

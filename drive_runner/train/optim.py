@@ -1,0 +1,44 @@
+"""Optimizers and per-iteration learning-rate schedules built from the trainer config."""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Iterable
+
+import torch
+
+from drive_runner.errors import ConfigError
+
+
+def build_optimizer(params: Iterable[torch.nn.Parameter], cfg) -> torch.optim.Optimizer:
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(
+            params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov, weight_decay=cfg.weight_decay
+        )
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    raise ConfigError("trainer.optimizer", f"unknown optimizer '{cfg.optimizer}'; allowed: sgd, adam")
+
+
+def lr_factor(cfg, steps_per_epoch: int) -> Callable[[int], float]:
+    """Multiplier of the base LR at a global iteration, from the epoch-based schedule in the config.
+
+    Stepping per iteration (not per epoch) lets a run resume mid-schedule at any step, which IMP's
+    rewinding and DRIVE's warm-up-then-continue both need.
+    """
+    total_epochs = max(int(cfg.epochs), 1)
+    warmup_epochs = float(cfg.lr_warmup_epochs)
+    milestones = sorted(int(m) for m in cfg.lr_milestones)
+
+    def factor(step: int) -> float:
+        epoch = step / steps_per_epoch
+        scale = 1.0
+        if warmup_epochs > 0 and epoch < warmup_epochs:
+            scale *= (step + 1) / (warmup_epochs * steps_per_epoch)
+        if cfg.lr_schedule == "multistep":
+            scale *= cfg.lr_gamma ** sum(epoch >= m for m in milestones)
+        elif cfg.lr_schedule == "cosine":
+            scale *= 0.5 * (1.0 + math.cos(math.pi * min(epoch, total_epochs) / total_epochs))
+        return scale
+
+    return factor

@@ -1,0 +1,167 @@
+"""Checks of a composed config that types alone cannot express: ranges, names, cross-key rules.
+
+Runs before any work (the CLI calls it on every job of a sweep before the first one starts), and
+raises ConfigError naming the key and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+from omegaconf import DictConfig, OmegaConf
+
+from drive_runner.config import Config
+from drive_runner.errors import ConfigError
+
+
+def _check(key: str, ok: bool, allowed: str) -> None:
+    if not ok:
+        raise ConfigError(key, allowed)
+
+
+def _value(cfg: DictConfig, key: str) -> Any:
+    return OmegaConf.select(cfg, key, throw_on_missing=True)
+
+
+def _number(low: float | None = None, high: float | None = None, *, integer=False, low_open=False,
+            high_open=False, optional=False) -> Callable[[str, Any], None]:
+    """A range rule; the error text spells out the interval, e.g. 'must be a number in [0, 1)'."""
+
+    def rule(key: str, value: Any) -> None:
+        if value is None and optional:
+            return
+        kind = "an integer" if integer else "a number"
+        left = "(" if low_open else "["
+        right = ")" if high_open else "]"
+        interval = f"{left}{'-inf' if low is None else low}, {'inf' if high is None else high}{right}"
+        message = f"must be {kind} in {interval}" + (" or null" if optional else "") + f", got {value!r}"
+        valid_type = isinstance(value, int) if integer else isinstance(value, (int, float))
+        _check(key, valid_type and not isinstance(value, bool), message)
+        if low is not None:
+            _check(key, value > low if low_open else value >= low, message)
+        if high is not None:
+            _check(key, value < high if high_open else value <= high, message)
+
+    return rule
+
+
+def _choice(*options: str) -> Callable[[str, Any], None]:
+    def rule(key: str, value: Any) -> None:
+        _check(key, value in options, f"must be one of {', '.join(options)}, got {value!r}")
+
+    return rule
+
+
+def _batch_size(key: str, value: Any) -> None:
+    ok = isinstance(value, int) and not isinstance(value, bool) and value >= 1
+    _check(key, ok, f"must be an integer >= 1, got {value!r}")
+
+
+RULES: dict[str, Callable[[str, Any], None]] = {
+    "sparsity": _number(0, 1, high_open=True),
+    "compression": _number(0, optional=True),
+    "seed": _number(0, integer=True),
+    "trainer.epochs": _number(0, integer=True),
+    "trainer.batch_size": _batch_size,
+    "trainer.eval_batch_size": _number(1, integer=True),
+    "trainer.lr": _number(0, low_open=True),
+    "trainer.momentum": _number(0, 1, high_open=True),
+    "trainer.weight_decay": _number(0),
+    "trainer.lr_gamma": _number(0, 1, low_open=True),
+    "trainer.lr_warmup_epochs": _number(0),
+    "trainer.eval_every": _number(1, integer=True),
+    "trainer.optimizer": _choice("sgd", "adam"),
+    "trainer.lr_schedule": _choice("multistep", "cosine", "constant"),
+    "method.warmup_epochs": _number(0, integer=True),
+    "method.iterations": _number(1, integer=True),
+    "prune.scope": _choice("global", "layerwise"),
+    "hardware.device": _choice("auto", "cpu", "cuda"),
+    "hardware.precision": _choice("fp32", "bf16"),
+    "hardware.memory_budget_mb": _number(0, low_open=True, optional=True),
+    "hardware.num_workers": _number(0, integer=True),
+    "hardware.threads": _number(1, integer=True, optional=True),
+    "logger.name": _choice("wandb", "none"),
+    "logger.mode": _choice("auto", "offline", "online", "disabled"),
+    "model.conv_init": _choice("kaiming_fan_in", "kaiming_fan_out"),
+    "model.linear_init": _choice("kaiming", "default"),
+    "model.bn_init": _choice("constant", "uniform"),
+    "dataset.image_size": _number(1, integer=True, optional=True),
+    "dataset.channels": _number(1, integer=True, optional=True),
+}
+
+# Rules for keys only some options of a group have (checked when the key is present).
+OPTIONAL_RULES: dict[str, Callable[[str, Any], None]] = {
+    "method.variant": _choice("global", "layerwise"),
+    "model.stem": _choice("auto", "cifar", "imagenet"),
+    "dataset.test_fraction": _number(0, 1, low_open=True, high_open=True),
+    "dataset.num_classes": _number(2, integer=True),
+    "dataset.num_train": _number(1, integer=True),
+    "dataset.num_test": _number(1, integer=True),
+}
+
+
+def _registered_names() -> dict[str, list[str]]:
+    from drive_runner.data import dataset_names
+    from drive_runner.models import model_names
+    from drive_runner.pruning.methods import method_names
+    from drive_runner.pruning.schedules import DENSITY_PATHS
+
+    return {
+        "model": model_names(),
+        "dataset": dataset_names(),
+        "method": method_names(),
+        "schedule": sorted(DENSITY_PATHS),
+        "trainer": ["backprop"],
+    }
+
+
+def check_unknown_keys(cfg: DictConfig) -> None:
+    """Keys added with `+key=value` that no schema declares are typos, not settings."""
+    top_fields = {f.name for f in dataclasses.fields(Config)}
+    for key in cfg:
+        _check(str(key), key in top_fields, f"unknown key; top-level keys are {', '.join(sorted(top_fields))}")
+    for group in ("model", "dataset", "method", "schedule", "trainer", "hardware", "logger", "prune"):
+        node = cfg[group]
+        schema = OmegaConf.get_type(node)
+        if not dataclasses.is_dataclass(schema):
+            continue
+        fields = {f.name for f in dataclasses.fields(schema)}
+        for key in node:
+            _check(f"{group}.{key}", key in fields, f"unknown key; {group} keys are {', '.join(sorted(fields))}")
+
+
+def validate(cfg: DictConfig) -> None:
+    """Raise ConfigError for the first problem found."""
+    check_unknown_keys(cfg)
+    for group, names in _registered_names().items():
+        value = _value(cfg, f"{group}.name")
+        _check(f"{group}.name", value in names, f"unknown {group} '{value}'; allowed: {', '.join(names)}")
+    for key, rule in RULES.items():
+        rule(key, _value(cfg, key))
+    for key, rule in OPTIONAL_RULES.items():
+        if OmegaConf.select(cfg, key, default=None) is not None:
+            rule(key, _value(cfg, key))
+    milestones = list(_value(cfg, "trainer.lr_milestones"))
+    _check("trainer.lr_milestones", all(isinstance(m, int) and m >= 0 for m in milestones),
+           f"must be a list of epochs >= 0, got {milestones}")
+    _check("method.warmup_epochs", cfg.method.warmup_epochs <= cfg.trainer.epochs,
+           f"{cfg.method.warmup_epochs} warm-up epochs exceed trainer.epochs={cfg.trainer.epochs} "
+           "(the warm-up is part of the epoch budget)")
+
+    _check_buildable(cfg)
+
+
+def _check_buildable(cfg: DictConfig) -> None:
+    """Method-specific checks (e.g. which schedules it takes) and the model/dataset fit, on the meta
+    device: shapes are checked, nothing is allocated or loaded."""
+    import torch
+
+    from drive_runner.data import describe
+    from drive_runner.models import build_model
+    from drive_runner.pruning.methods import build_method
+
+    build_method(cfg.method, cfg.schedule)
+    input_shape, num_classes = describe(cfg.dataset)
+    with torch.device("meta"):
+        build_model(cfg.model, input_shape=input_shape, num_classes=num_classes)

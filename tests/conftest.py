@@ -1,0 +1,52 @@
+"""Shared test helpers: compose configs the way the CLI does, and run the real `drive-run` command."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_module
+
+from drive_runner.cli import CONFIG_MODULE, CONFIG_NAME
+
+REPO = Path(__file__).resolve().parents[1]
+DRIVE_RUN = Path(sys.executable).with_name("drive-run")
+
+
+def make_cfg(*overrides: str):
+    """The composed config for these overrides (same config module and name as the CLI)."""
+    with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
+        return compose(config_name=CONFIG_NAME, overrides=list(overrides))
+
+
+def quick_cfg(*overrides: str):
+    """A seconds-long digits run without W&B, for pipeline tests."""
+    return make_cfg("dataset=digits", "model=lenet300", "logger=none", "trainer.epochs=1", *overrides)
+
+
+def run_cli(*args: str, cwd: Path, env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
+    """Run the installed `drive-run` console script as a user would, offline."""
+    environment = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", **(env or {})}
+    environment.pop("WANDB_API_KEY", None)
+    return subprocess.run(
+        [str(DRIVE_RUN), *args], cwd=cwd, env=environment, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(Path(path).read_text())
+
+
+@pytest.fixture(autouse=True)
+def _isolated_wandb(tmp_path, monkeypatch):
+    """W&B never reaches a server and never writes outside the test's directory."""
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / ".wandb-config"))
+    monkeypatch.setenv("WANDB_CACHE_DIR", str(tmp_path / ".wandb-cache"))
+    monkeypatch.setenv("WANDB_DATA_DIR", str(tmp_path / ".wandb-data"))

@@ -1,0 +1,151 @@
+"""Every config composes and validates; bad values are rejected naming the key (before any work)."""
+
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from drive_runner.cli import one_line, prevalidate
+from drive_runner.config import Config
+from drive_runner.errors import ConfigError
+from drive_runner.validation import validate
+from tests.conftest import REPO, make_cfg
+
+GROUPS = ["model", "dataset", "method", "schedule", "trainer", "recipe", "hardware", "logger", "experiment"]
+SCHEMA_GROUPS = ["model", "dataset", "method", "schedule", "trainer", "hardware", "logger"]
+RECIPE_KEYS = {"epochs", "batch_size", "optimizer", "lr", "momentum", "nesterov", "weight_decay", "lr_schedule",
+               "lr_milestones", "lr_gamma", "lr_warmup_epochs"}
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (REPO / "conf" / group).glob("*.yaml"))
+
+
+def test_default_config_is_the_paper_setting():
+    cfg = make_cfg()
+    validate(cfg)
+    assert (cfg.dataset.name, cfg.model.name) == ("cifar10", "vgg16")
+    t = cfg.trainer
+    assert (t.epochs, t.batch_size, t.lr, t.momentum, t.weight_decay) == (160, 128, 0.1, 0.9, 1e-4)
+    assert list(t.lr_milestones) == [80, 120] and t.lr_gamma == 0.1
+    assert cfg.hardware.device == "auto" and cfg.hardware.memory_budget_mb is None
+
+
+@pytest.mark.parametrize("group", GROUPS)
+def test_every_option_of_every_group_composes_and_validates(group):
+    found = options(group)
+    assert found, f"no options in conf/{group}"
+    for option in found:
+        # The default model (VGG) needs >= 16 px images; digits options are checked with LeNet.
+        extra = ["model=lenet300"] if group == "dataset" else []
+        cfg = make_cfg(f"{group}={option}", *extra)
+        validate(cfg)
+        if group in ("model", "dataset", "method", "schedule", "trainer", "logger"):
+            assert cfg[group].name == option
+
+
+def test_group_yaml_files_declare_a_schema():
+    for group in SCHEMA_GROUPS:
+        for path in (REPO / "conf" / group).glob("*.yaml"):
+            assert f"/schema/{group}@_here_" in path.read_text(), f"{path} does not start from a schema"
+
+
+def test_every_recipe_sets_the_whole_recipe():
+    import yaml
+
+    for path in (REPO / "conf" / "recipe").glob("*.yaml"):
+        assert path.read_text().startswith("# @package trainer"), path
+        assert set(yaml.safe_load(path.read_text())) == RECIPE_KEYS, path
+
+
+def test_the_recipe_follows_the_dataset_unless_chosen():
+    assert make_cfg("dataset=digits", "model=lenet300").trainer.batch_size == 64
+    assert make_cfg("dataset=tinyimagenet").trainer.epochs == 200
+    assert make_cfg("dataset=digits", "model=lenet300", "recipe=openlth_mnist").trainer.epochs == 40
+    assert make_cfg("dataset=digits", "model=lenet300", "trainer.epochs=5").trainer.epochs == 5
+    every_dataset = {p.stem for p in (REPO / "conf" / "dataset").glob("*.yaml")}
+    assert every_dataset <= set(options("recipe"))
+
+
+def test_top_level_schema_keys():
+    assert {"sparsity", "compression", "seed", "prune"} <= set(Config.__dataclass_fields__)
+
+
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ("sparsity=1.5", "sparsity"),
+        ("sparsity=-0.1", "sparsity"),
+        ("sparsity=1.0", "sparsity"),
+        ("trainer.epochs=-1", "trainer.epochs"),
+        ("trainer.batch_size=0", "trainer.batch_size"),
+        ("trainer.lr=0", "trainer.lr"),
+        ("seed=-3", "seed"),
+        ("method.iterations=0", "method.iterations"),
+        ("hardware.device=tpu", "hardware.device"),
+        ("hardware.precision=fp8", "hardware.precision"),
+        ("hardware.memory_budget_mb=-5", "hardware.memory_budget_mb"),
+        ("prune.scope=local", "prune.scope"),
+        ("logger.mode=sometimes", "logger.mode"),
+        ("+method.foo=1", "method.foo"),
+        ("method.warmup_epochs=5", "method.warmup_epochs"),
+    ],
+)
+def test_out_of_range_values_name_the_key(override, key):
+    extra = ["trainer.epochs=2"] if key == "method.warmup_epochs" else []
+    with pytest.raises(ConfigError) as error:
+        validate(make_cfg("dataset=digits", "model=lenet300", override, *extra))
+    assert error.value.key == key
+    assert "\n" not in str(error.value)
+
+
+def test_model_that_does_not_fit_the_images_is_caught_before_work():
+    with pytest.raises(ConfigError, match="dataset.image_size"):
+        validate(make_cfg("dataset=digits", "model=vgg16"))
+    validate(make_cfg("dataset=digits", "dataset.image_size=32", "model=vgg16"))
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["method=nope"], "method: unknown option 'nope'; allowed: dense, magnitude, random"),
+        (["trainer.epochs=abc"], "trainer.epochs: Value 'abc' of type 'str' could not be converted to Integer"),
+        (["method.foo=1"], "method.foo: Key 'foo' not in 'MethodConfig'"),
+    ],
+)
+def test_composition_errors_become_one_line(argv, expected):
+    with pytest.raises(Exception) as error:
+        prevalidate(argv)
+    assert one_line(error.value) == expected
+
+
+def test_every_job_of_a_sweep_is_validated_before_any_runs():
+    prevalidate(["-m", "dataset=digits", "model=lenet300", "method=random,magnitude", "sparsity=0.5,0.9"])
+    with pytest.raises(ConfigError, match="sparsity"):
+        prevalidate(["-m", "dataset=digits", "model=lenet300", "method=random,magnitude", "sparsity=0.5,1.9"])
+
+
+def test_sparsity_and_compression_together_are_refused():
+    with pytest.raises(ConfigError, match="compression"):
+        prevalidate(["sparsity=0.5", "compression=2"])
+
+
+def test_compression_sets_the_density():
+    from drive_runner.pipeline import target_density
+
+    assert target_density(make_cfg("compression=2")) == pytest.approx(0.01)
+    assert target_density(make_cfg("sparsity=0.75")) == pytest.approx(0.25)
+
+
+def test_completed_run_directory_is_not_overwritten(tmp_path: Path):
+    (tmp_path / "summary.json").write_text('{"status": "completed"}')
+    with pytest.raises(ConfigError, match="hydra.run.dir"):
+        prevalidate(["dataset=digits", "model=lenet300", f"hydra.run.dir={tmp_path}"])
+    (tmp_path / "summary.json").write_text('{"status": "failed"}')
+    prevalidate(["dataset=digits", "model=lenet300", f"hydra.run.dir={tmp_path}"])
+
+
+def test_resolved_config_round_trips_to_yaml():
+    cfg = make_cfg("experiment=quickstart")
+    text = OmegaConf.to_yaml(cfg, resolve=True)
+    assert "name: digits" in text and "name: lenet300" in text

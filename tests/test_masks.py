@@ -1,0 +1,173 @@
+"""The mask engine's invariants (METHODS.md §0.3-0.5 and §4 items 1-3)."""
+
+import pytest
+import torch
+from torch import nn
+
+from drive_runner.errors import ConfigError, MaskError
+from drive_runner.pruning.masks import MaskEngine, find_prunable, keep_count, select_top
+
+
+def mlp() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(20, 30), nn.ReLU(), nn.Linear(30, 10))
+
+
+def scores_like(engine: MaskEngine, fill=None, seed=0) -> dict:
+    generator = torch.Generator().manual_seed(seed)
+    return {
+        name: torch.full_like(p, fill) if fill is not None else torch.rand(p.shape, generator=generator)
+        for name, p in engine.params.items()
+    }
+
+
+@pytest.mark.parametrize("fill", [None, 0.0, 1.0])
+@pytest.mark.parametrize("density", [0.5, 0.1, 0.013, 0.0])
+def test_exact_count_global_even_with_tied_scores(fill, density):
+    engine = MaskEngine(mlp())
+    engine.prune_to_density(scores_like(engine, fill), density)
+    assert engine.survivors() == keep_count(engine.total(), density)
+
+
+@pytest.mark.parametrize("fill", [None, 0.0])
+def test_exact_count_layerwise(fill):
+    engine = MaskEngine(mlp(), scope="layerwise")
+    engine.prune_to_density(scores_like(engine, fill), 0.3)
+    for row in engine.layer_stats():
+        assert row["survivors"] == round(row["numel"] * 0.3)
+
+
+def test_selection_keeps_the_highest_scores():
+    masks = {"a": torch.ones(6, dtype=torch.bool)}
+    scores = {"a": torch.tensor([0.1, 0.9, 0.5, 0.7, 0.2, 0.3])}
+    new = select_top(scores, masks, 3, torch.Generator().manual_seed(0))
+    assert new["a"].tolist() == [False, True, True, True, False, False]
+
+
+def test_ties_are_broken_reproducibly_by_seed_and_not_by_position():
+    masks = {"a": torch.ones(1000, dtype=torch.bool)}
+    scores = {"a": torch.zeros(1000)}
+    first = select_top(scores, masks, 100, torch.Generator().manual_seed(1))["a"]
+    again = select_top(scores, masks, 100, torch.Generator().manual_seed(1))["a"]
+    other = select_top(scores, masks, 100, torch.Generator().manual_seed(2))["a"]
+    assert torch.equal(first, again)
+    assert not torch.equal(first, other)
+    # Ties do not favour early entries: survivors are spread over the whole tensor.
+    assert first[:500].sum() > 20 and first[500:].sum() > 20
+
+
+def test_masks_are_monotone_and_pruned_entries_never_return():
+    engine = MaskEngine(mlp())
+    previous = {k: v.clone() for k, v in engine.masks.items()}
+    for step, density in enumerate([0.8, 0.5, 0.2, 0.05]):
+        # Scores that would favour exactly the already-pruned entries if regrowth were possible.
+        scores = {k: (~m).float() * 10 + torch.rand(m.shape) for k, m in engine.masks.items()}
+        engine.prune_to_density(scores, density)
+        for name, mask in engine.masks.items():
+            assert not (mask & ~previous[name]).any(), f"step {step}: {name} regrew"
+        previous = {k: v.clone() for k, v in engine.masks.items()}
+        assert engine.survivors() == keep_count(engine.total(), density)
+
+
+def test_non_finite_scores_abort_with_the_tensor_name():
+    engine = MaskEngine(mlp())
+    scores = scores_like(engine)
+    scores["2.weight"][0, 0] = float("nan")
+    with pytest.raises(MaskError, match="2.weight"):
+        engine.prune_to_density(scores, 0.5)
+
+
+def test_non_finite_scores_of_pruned_entries_are_ignored():
+    engine = MaskEngine(mlp())
+    engine.prune_to_density(scores_like(engine), 0.5)
+    scores = {k: torch.where(m, torch.rand(m.shape), torch.tensor(float("inf"))) for k, m in engine.masks.items()}
+    engine.prune_to_density(scores, 0.25)
+    assert engine.survivors() == keep_count(engine.total(), 0.25)
+
+
+def test_keeping_more_than_survive_is_an_error():
+    engine = MaskEngine(mlp())
+    engine.prune_to_density(scores_like(engine), 0.1)
+    with pytest.raises(MaskError, match="only"):
+        engine.prune_to_count(scores_like(engine), engine.survivors() + 1)
+
+
+def train_steps(model, engine, steps=5, optimizer=None):
+    optimizer = optimizer or torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
+    engine.attach(optimizer)
+    for _ in range(steps):
+        loss = model(torch.randn(8, 20)).pow(2).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return optimizer
+
+
+@pytest.mark.parametrize("optimizer_name", ["sgd", "nesterov", "adam"])
+def test_pruned_weights_stay_exactly_zero_through_training(optimizer_name):
+    model = mlp()
+    engine = MaskEngine(model)
+    params = model.parameters()
+    optimizer = {
+        "sgd": lambda: torch.optim.SGD(params, lr=0.1, momentum=0.9, weight_decay=5e-4),
+        "nesterov": lambda: torch.optim.SGD(params, lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4),
+        "adam": lambda: torch.optim.Adam(params, lr=0.01, weight_decay=5e-4),
+    }[optimizer_name]()
+    train_steps(model, engine, optimizer=optimizer)  # momentum builds up on every weight first
+    engine.prune_to_density(scores_like(engine), 0.2)
+    for target in engine.targets:
+        for value in optimizer.state[target.param].values():
+            if torch.is_tensor(value) and value.shape == target.mask.shape:
+                assert (value[~target.mask] == 0).all(), "optimizer state of pruned entries not cleared"
+    train_steps(model, engine, steps=10, optimizer=optimizer)
+    for target in engine.targets:
+        assert (target.param[~target.mask] == 0).all()
+        assert (target.param.grad[~target.mask] == 0).all()
+    engine.verify(expected_survivors=keep_count(engine.total(), 0.2))
+
+
+def test_verify_fails_when_a_masked_weight_is_perturbed():
+    model = mlp()
+    engine = MaskEngine(model)
+    engine.prune_to_density(scores_like(engine), 0.5)
+    engine.verify(expected_survivors=keep_count(engine.total(), 0.5))
+    target = engine.targets[0]
+    index = (~target.mask).nonzero()[0]
+    with torch.no_grad():
+        target.param[tuple(index)] = 1e-3
+    with pytest.raises(MaskError, match="non-zero"):
+        engine.verify()
+
+
+def test_verify_fails_on_a_wrong_survivor_count():
+    engine = MaskEngine(mlp())
+    engine.prune_to_density(scores_like(engine), 0.5)
+    with pytest.raises(MaskError, match="expected"):
+        engine.verify(expected_survivors=engine.survivors() - 1)
+
+
+def test_prunable_set_exclusion_and_bias_option():
+    model = mlp()
+    assert [t.name for t in find_prunable(model)] == ["0.weight", "2.weight"]
+    assert [t.name for t in find_prunable(model, exclude=["2.weight"])] == ["0.weight"]
+    assert [t.name for t in find_prunable(model, include_bias=True)] == ["0.weight", "0.bias", "2.weight", "2.bias"]
+    with pytest.raises(ConfigError, match="prune.exclude.*nope"):
+        find_prunable(model, exclude=["nope"])
+
+
+def test_excluded_tensors_are_never_pruned():
+    model = mlp()
+    engine = MaskEngine(model, exclude=["2.weight"])
+    engine.prune_to_density(scores_like(engine), 0.1)
+    assert bool((model[2].weight != 0).all())
+    assert not hasattr(model[2], "weight_mask")
+
+
+def test_masks_are_buffers_saved_with_the_state_dict(tmp_path):
+    model = mlp()
+    engine = MaskEngine(model)
+    engine.prune_to_density(scores_like(engine), 0.3)
+    torch.save(model.state_dict(), tmp_path / "m.pt")
+    state = torch.load(tmp_path / "m.pt", weights_only=True)
+    assert torch.equal(state["0.weight_mask"], engine.masks["0.weight"])
+    assert state["0.weight_mask"].dtype == torch.bool

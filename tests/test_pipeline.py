@@ -1,0 +1,96 @@
+"""The four phases driven from Python: budgets, invariants, failures, reproducibility."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from drive_runner.errors import TrainingDiverged
+from drive_runner.pipeline import run
+from tests.conftest import quick_cfg
+
+
+def events(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_zero_epochs_prunes_then_evaluates(tmp_path: Path):
+    summary = run(quick_cfg("trainer.epochs=0", "method=random"), tmp_path)
+    assert summary["status"] == "completed"
+    assert summary["achieved_sparsity"] == pytest.approx(0.9, abs=1e-4)
+    assert summary["timings_s"]["train"] < 1.0
+    assert not any(e["event"] == "epoch" for e in events(tmp_path))
+    assert 0.0 <= summary["test_acc"] <= 1.0
+
+
+def test_warmup_is_part_of_the_epoch_budget_and_prunes_trained_weights(tmp_path: Path):
+    summary = run(quick_cfg("trainer.epochs=3", "method.warmup_epochs=2"), tmp_path)
+    phases = [e["phase"] for e in events(tmp_path) if e["event"] == "epoch"]
+    assert phases == ["warmup", "warmup", "train"]
+    assert [e["epoch"] for e in events(tmp_path) if e["event"] == "epoch"] == [1, 2, 3]
+    assert summary["warmup_epochs"] == 2 and summary["timings_s"]["warmup"] > 0
+
+
+def test_dense_method_keeps_every_weight(tmp_path: Path):
+    summary = run(quick_cfg("method=dense"), tmp_path)
+    assert summary["target_sparsity"] == 0.0 and summary["achieved_sparsity"] == 0.0
+    assert summary["flops_sparse"] == summary["flops_dense"]
+
+
+def test_layerwise_random_variant_prunes_every_layer_exactly(tmp_path: Path):
+    summary = run(quick_cfg("method=random", "method.variant=layerwise", "sparsity=0.75"), tmp_path)
+    for layer in summary["layers"]:
+        assert layer["survivors"] == round(layer["numel"] * 0.25)
+
+
+def test_global_random_layer_densities_are_binomial(tmp_path: Path):
+    summary = run(quick_cfg("method=random", "sparsity=0.9", "trainer.epochs=0"), tmp_path)
+    for layer in summary["layers"]:
+        sigma = (layer["numel"] * 0.1 * 0.9) ** 0.5
+        assert abs(layer["survivors"] - layer["numel"] * 0.1) <= 5 * sigma
+
+
+def test_masks_and_checkpoint_reload_with_weights_only(tmp_path: Path):
+    from drive_runner.models import build_model
+    from drive_runner.pruning.masks import MaskEngine
+
+    run(quick_cfg("trainer.epochs=1"), tmp_path)
+    checkpoint = torch.load(tmp_path / "checkpoints" / "final.pt", weights_only=True)
+    model = build_model(checkpoint["model"], tuple(checkpoint["input_shape"]), checkpoint["num_classes"])
+    engine = MaskEngine(model)
+    model.load_state_dict(checkpoint["state_dict"])
+    engine.verify(expected_survivors=round(engine.total() * 0.1))
+    for name, mask in checkpoint["masks"].items():
+        assert torch.equal(engine.masks[name], mask)
+
+
+def test_a_failed_run_is_marked_failed_and_not_completed(tmp_path: Path):
+    with pytest.raises(TrainingDiverged):
+        run(quick_cfg("method=dense", "trainer.lr=1e12", "trainer.epochs=2"), tmp_path)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["status"] == "failed" and "diverged" in summary["error"]
+    assert not (tmp_path / "checkpoints" / "final.pt").exists()
+
+
+def test_same_seed_same_masks_and_metrics(tmp_path: Path):
+    first = run(quick_cfg("method=random", "trainer.epochs=2", "seed=3"), tmp_path / "a")
+    second = run(quick_cfg("method=random", "trainer.epochs=2", "seed=3"), tmp_path / "b")
+    other = run(quick_cfg("method=random", "trainer.epochs=2", "seed=4"), tmp_path / "c")
+    masks = [torch.load(tmp_path / d / "checkpoints" / "masks.pt", weights_only=True) for d in "abc"]
+    assert all(torch.equal(masks[0][k], masks[1][k]) for k in masks[0])
+    assert not all(torch.equal(masks[0][k], masks[2][k]) for k in masks[0])
+    epochs = [[e for e in events(tmp_path / d) if e["event"] == "epoch"] for d in "ab"]
+    strip = lambda rows: [{k: v for k, v in r.items() if k not in ("time", "epoch_time_s")} for r in rows]  # noqa: E731
+    assert strip(epochs[0]) == strip(epochs[1])
+    assert (first["test_acc"], first["test_loss"]) == (second["test_acc"], second["test_loss"])
+    assert first["test_loss"] != other["test_loss"]
+
+
+def test_run_directory_files(tmp_path: Path):
+    run(quick_cfg(), tmp_path)
+    for name in ("config.yaml", "metrics.jsonl", "summary.json", "checkpoints/final.pt", "checkpoints/masks.pt"):
+        assert (tmp_path / name).is_file(), name
+    assert not list(tmp_path.rglob("*.tmp")), "temporary files left behind"
+    kinds = {e["event"] for e in events(tmp_path)}
+    assert {"phase_start", "prune_step", "pruned", "epoch", "evaluation"} <= kinds
