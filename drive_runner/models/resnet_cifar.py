@@ -7,7 +7,6 @@ and a global-average-pool classifier, differing only in widths, depths and strid
 from __future__ import annotations
 
 import functools
-
 from collections import OrderedDict
 from typing import Sequence
 
