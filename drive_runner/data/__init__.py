@@ -1,0 +1,10 @@
+"""Datasets as `DataBundle`s of batch sources: `build_dataset(cfg, seed, num_workers)`.
+
+Importing this package registers every dataset (digits, synthetic, cifar10, cifar100, tinyimagenet, imagenet).
+"""
+
+from . import cifar, digits, imagefolder, synthetic  # noqa: F401  (each registers its datasets)
+from .bundle import BatchSource, DataBundle
+from .registry import build_dataset, dataset_names, describe
+
+__all__ = ["BatchSource", "DataBundle", "build_dataset", "dataset_names", "describe"]

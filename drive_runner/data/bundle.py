@@ -1,0 +1,76 @@
+"""What the rest of drive-runner sees of a dataset: a `DataBundle` holding two batch sources.
+
+Trainers and pruning scorers read samples only through `BatchSource`, so they never care whether
+the images sit in memory (digits, synthetic, CIFAR) or are decoded from disk (Tiny ImageNet, ImageNet).
+All randomness (shuffling and augmentation) is drawn from the generator the caller passes, which is
+what makes two runs with the same seed see identical batches.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Iterator, Optional, Sequence, Tuple, Union
+
+import torch
+from torch import Tensor
+
+Batch = Tuple[Tensor, Tensor]
+Indices = Union[Sequence[int], Tensor]
+
+
+class BatchSource(ABC):
+    """One split of a dataset, read as normalised float32 [B, C, H, W] inputs and int64 [B] targets on CPU."""
+
+    @property
+    @abstractmethod
+    def labels(self) -> Tensor:
+        """All labels as a LongTensor in sample order (for class-balanced sampling without loading images)."""
+
+    @property
+    def num_samples(self) -> int:
+        return len(self.labels)
+
+    @abstractmethod
+    def batches(
+        self,
+        batch_size: int,
+        *,
+        shuffle: bool,
+        generator: Optional[torch.Generator] = None,
+        augment: bool = False,
+        drop_last: bool = False,
+    ) -> Iterator[Batch]:
+        """One epoch of batches. `augment` is a request: it has no effect on a split or dataset without augmentation."""
+
+    @abstractmethod
+    def take(self, indices: Indices, *, augment: bool = False, generator: Optional[torch.Generator] = None) -> Batch:
+        """The given samples as one batch, in the given order (pruning scorers pick their own samples)."""
+
+    def num_batches(self, batch_size: int, drop_last: bool = False) -> int:
+        full, rest = divmod(self.num_samples, batch_size)
+        return full if drop_last or rest == 0 else full + 1
+
+    def index_batches(
+        self, batch_size: int, *, shuffle: bool, generator: Optional[torch.Generator], drop_last: bool
+    ) -> list[Tensor]:
+        """The sample indices of each batch of one epoch; every sample appears once (unless dropped by drop_last)."""
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if shuffle:
+            order = torch.randperm(self.num_samples, generator=generator)
+        else:
+            order = torch.arange(self.num_samples)
+        chunks = list(order.split(batch_size))
+        return chunks[: self.num_batches(batch_size, drop_last)]
+
+
+@dataclass(frozen=True)
+class DataBundle:
+    """A built dataset: both splits plus what a model needs to know to be built for it."""
+
+    name: str
+    input_shape: Tuple[int, int, int]  # (C, H, W) as the model sees it, after any resize
+    num_classes: int
+    train: BatchSource
+    test: BatchSource

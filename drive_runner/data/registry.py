@@ -1,0 +1,114 @@
+"""Dataset name -> builder, and what every builder shares: typed config, data root, missing-data errors.
+
+Builders register themselves with `@register("name")`; importing `drive_runner.data` imports them all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Dict, List
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+from torchvision.datasets.utils import download_and_extract_archive
+
+from ..config import SCHEMAS
+from ..errors import ConfigError, DatasetNotFoundError
+from .bundle import DataBundle
+
+# A builder gets the dataset config (typed, defaults filled in), the run seed and the loader worker count.
+Builder = Callable[[DictConfig, int, int], DataBundle]
+_BUILDERS: Dict[str, Builder] = {}
+
+
+@dataclass(frozen=True)
+class Native:
+    """A dataset's native image shape and class count, known without loading it."""
+
+    channels: int
+    image_size: int
+    num_classes: int
+
+
+_NATIVE: Dict[str, Native] = {}
+
+
+def register(name: str, native: Native) -> Callable[[Builder], Builder]:
+    def add(builder: Builder) -> Builder:
+        _BUILDERS[name] = builder
+        _NATIVE[name] = native
+        return builder
+
+    return add
+
+
+def dataset_names() -> List[str]:
+    return sorted(_BUILDERS)
+
+
+def _typed(cfg: Any) -> DictConfig:
+    """`cfg` (a DictConfig or a plain dict) merged onto its dataset's schema, so keys it leaves out take
+    the defaults of drive_runner.config (tests can pass `{"name": ...}`)."""
+    name = cfg.get("name")
+    if name not in _BUILDERS:
+        raise ConfigError("dataset", f"unknown dataset {name!r}; allowed: {', '.join(dataset_names())}")
+    schemas = SCHEMAS["dataset"]
+    try:
+        return OmegaConf.merge(OmegaConf.structured(schemas.get(name, schemas["base"])), cfg)
+    except OmegaConfBaseException as exc:
+        raise ConfigError(f"dataset.{exc.full_key}", str(exc).splitlines()[0]) from exc
+
+
+def build_dataset(cfg: Any, seed: int = 0, num_workers: int = 2) -> DataBundle:
+    """Build the dataset `cfg` names."""
+    typed = _typed(cfg)
+    return _BUILDERS[typed.name](typed, seed, num_workers)
+
+
+def describe(cfg: Any) -> tuple[tuple[int, int, int], int]:
+    """The (C, H, W) input shape and class count `cfg` will give, without touching the disk, so a
+    model/dataset mismatch is caught before any work."""
+    typed = _typed(cfg)
+    native = _NATIVE[typed.name]
+    size = typed.image_size or native.image_size
+    return (typed.channels or native.channels, size, size), typed.get("num_classes") or native.num_classes
+
+
+def data_root(cfg: DictConfig) -> Path:
+    """`cfg.root` as an absolute path; a relative root is taken from the current working directory."""
+    return Path(cfg.root).expanduser().resolve()
+
+
+def require_native(cfg: DictConfig, *, channels: int, image_size: int | None = None) -> None:
+    """Reject a channel count (and, where given, an image size) the dataset cannot provide."""
+    if cfg.channels is not None and cfg.channels != channels:
+        raise ConfigError("dataset.channels", f"{cfg.name} has {channels} channels; got {cfg.channels}")
+    if image_size is not None and cfg.image_size is not None and cfg.image_size != image_size:
+        message = f"{cfg.name} supports only its native {image_size} px; got {cfg.image_size}"
+        raise ConfigError("dataset.image_size", message)
+
+
+def missing_dataset(name: str, folder: Path, reason: str, layout: str) -> DatasetNotFoundError:
+    """The one-line error for a dataset that is not on disk: where it should be, why it is not, what to do.
+
+    `layout` describes what `folder` should contain."""
+    reason = " ".join(reason.split())  # an exception text may span lines; the CLI prints one
+    return DatasetNotFoundError(
+        f"dataset '{name}' not found at {folder} ({reason}); that folder should hold {layout}. "
+        f"To run without it, use dataset=digits (bundled with scikit-learn, no download)"
+    )
+
+
+def fetch(name: str, folder: Path, *, download: bool, url: str, md5: str | None, layout: str) -> None:
+    """Make sure `folder` exists, downloading and extracting the official archive next to it if allowed."""
+    if folder.is_dir():
+        return
+    if not download:
+        raise missing_dataset(name, folder, "dataset.download=false", layout)
+    try:
+        download_and_extract_archive(url, download_root=str(folder.parent), md5=md5, remove_finished=True)
+    except Exception as exc:  # network, disk or checksum trouble: all the user's to fix, none a bug here
+        raise missing_dataset(name, folder, f"download from {url} failed: {type(exc).__name__}: {exc}", layout) from exc
+    if not folder.is_dir():
+        raise missing_dataset(name, folder, f"the archive from {url} did not contain it", layout)
