@@ -67,10 +67,67 @@ class RandomMethodConfig(MethodConfig):
     variant: str = "global"  # global (one ranking, per-layer density is binomial) | layerwise (exact per layer)
 
 
+@dataclass
+class SnipConfig(MethodConfig):
+    num_examples: Optional[int] = None  # None = 10 x #classes
+    bn_mode: str = "eval"  # eval | train
+
+
+@dataclass
+class GraspConfig(MethodConfig):
+    examples_per_class: int = 10
+    temperature: float = 200.0
+    bn_mode: str = "eval"  # eval | train (the official code scores in train mode)
+    reinit_linear: bool = False  # Xavier re-init of the scoring copy's Linear layers (official option)
+
+
+@dataclass
+class ImpConfig(MethodConfig):
+    rewind_step: int = 0  # optimizer step whose full state the weights rewind to (0 = initialisation)
+    prune_output_layer: Optional[bool] = None  # None = open_lth presets: kept dense for LeNet/VGG, pruned for ResNets
+
+
+@dataclass
+class SynflowConfig(MethodConfig):
+    iterations: int = 100
+
+
+@dataclass
+class DriveConfig(MethodConfig):
+    warmup_epochs: int = 2
+    iterations: int = 100
+    batches_per_iter: int = 1  # fresh mini-batches averaged per pruning step
+    alpha: float = 1.0  # weight of the magnitude term |theta|
+    beta: float = 1.0  # weight of the connection-sensitivity term |theta * g|
+    gamma: float = 1.0  # weight of the convergence-sensitivity term
+    normalization: str = "sum"  # sum | max | none, applied to each term over the unpruned weights
+    combine: str = "sum"  # sum | product of the normalised terms
+    convergence_term: str = "grad"  # grad (|g|) | hessian_grad (|theta * Hg|, GraSP-style)
+    bn_mode: str = "train"  # train (buffers snapshotted and restored) | eval
+    after_prune: str = "continue"  # continue | rewind_init | rewind_step
+    rewind_step: int = 0  # with after_prune=rewind_step: the warm-up step to rewind to
+
+
 # --------------------------------------------------------------------------- schedule
 @dataclass
 class ScheduleConfig:
-    name: str = MISSING  # oneshot | exponential | linear
+    name: str = MISSING  # oneshot | exponential | linear | cubic | imp_levels
+
+
+@dataclass
+class CubicScheduleConfig(ScheduleConfig):
+    """Gradual magnitude pruning (Zhu & Gupta 2017): s_t = s_f + (s_i - s_f)(1 - (t - t0)/(n dt))^3."""
+
+    initial_sparsity: float = 0.0
+    start_epoch: Optional[int] = None  # None = epoch round(T/16) (10 of 160)
+    end_epoch: Optional[int] = None  # None = epoch T/2 (80 of 160); the mask freezes at its end
+    interval_steps: int = 100  # dt, optimizer steps between pruning events
+
+
+@dataclass
+class ImpLevelsConfig(ScheduleConfig):
+    fraction: float = 0.2  # of the surviving weights removed per level
+    exact_target: bool = True  # the last level removes less, to land exactly on round(N * d)
 
 
 # --------------------------------------------------------------------------- prune (mask machinery)
@@ -141,8 +198,11 @@ class Config:
 SCHEMAS = {
     "model": {"base": ModelConfig, "resnet18": ResNet18Config},
     "dataset": {"base": DatasetConfig, "digits": DigitsConfig, "synthetic": SyntheticConfig},
-    "method": {"base": MethodConfig, "random": RandomMethodConfig},
-    "schedule": {"base": ScheduleConfig},
+    "method": {
+        "base": MethodConfig, "random": RandomMethodConfig, "snip": SnipConfig, "grasp": GraspConfig,
+        "synflow": SynflowConfig, "imp": ImpConfig, "drive": DriveConfig,
+    },
+    "schedule": {"base": ScheduleConfig, "cubic": CubicScheduleConfig, "imp_levels": ImpLevelsConfig},
     "trainer": {"base": TrainerConfig},
     "hardware": {"base": HardwareConfig},
     "logger": {"base": LoggerConfig},
@@ -157,3 +217,10 @@ def register_schemas() -> None:
     for group, schemas in SCHEMAS.items():
         for name, node in schemas.items():
             store.store(group=f"schema/{group}", name=name, node=node)
+
+
+def target_density(cfg) -> float:
+    """Density of the prunable set: from `compression` (log10 of N/kept) when set, else 1 - sparsity."""
+    if cfg.compression is not None:
+        return 10.0 ** (-float(cfg.compression))
+    return round(1.0 - float(cfg.sparsity), 12)  # 1 - 0.9 is 0.09999999999999998 in floating point

@@ -18,12 +18,14 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from drive_runner.config import target_density
 from drive_runner.data import build_dataset
 from drive_runner.errors import ConfigError, DriveRunnerError, MaskError
 from drive_runner.models import build_model
 from drive_runner.pruning.collapse import connectivity_report
 from drive_runner.pruning.masks import MaskEngine
 from drive_runner.pruning.methods import PruningContext, build_method
+from drive_runner.pruning.sampling import batch_stream, labelled_sample
 from drive_runner.tracking.console import Console
 from drive_runner.tracking.rundir import RunDirectory
 from drive_runner.tracking.tracker import Tracker
@@ -56,23 +58,18 @@ def resolve_device(hardware) -> torch.device:
     return torch.device(hardware.device)
 
 
-def target_density(cfg) -> float:
-    """Density of the prunable set: from `compression` (log10 of N/kept) when set, else 1 - sparsity."""
-    if cfg.compression is not None:
-        return 10.0 ** (-float(cfg.compression))
-    return round(1.0 - float(cfg.sparsity), 12)  # 1 - 0.9 is 0.09999999999999998 in floating point
-
-
 class _Phases:
     """Wall-clock of named phases, in seconds."""
 
     def __init__(self):
         self.seconds: dict[str, float] = {}
         self._started = time.perf_counter()
+        self._first_phase: float | None = None
 
     @contextlib.contextmanager
     def measure(self, name: str):
         start = time.perf_counter()
+        self._first_phase = self._first_phase or start
         try:
             yield
         finally:
@@ -80,6 +77,10 @@ class _Phases:
 
     def total(self) -> float:
         return time.perf_counter() - self._started
+
+    def since_start(self) -> float:
+        """Seconds since the first measured phase began (the model was initialised just before)."""
+        return time.perf_counter() - self._first_phase if self._first_phase else 0.0
 
 
 def run(cfg: DictConfig, run_dir: str | Path, job: JobInfo | None = None, console: Console | None = None) -> dict:
@@ -135,50 +136,52 @@ def _run_phases(cfg, directory: RunDirectory, tracker: Tracker, console: Console
     model = build_model(cfg.model, input_shape=data.input_shape, num_classes=data.num_classes).to(device)
     method = build_method(cfg.method, cfg.schedule)
     engine = MaskEngine(
-        model, exclude=list(cfg.prune.exclude), include_bias=bool(cfg.prune.include_bias),
-        scope=cfg.prune.scope, seed=seed,
+        model, exclude=[*cfg.prune.exclude, *method.excluded_tensors(model, cfg.model.name)],
+        include_bias=bool(cfg.prune.include_bias), scope=cfg.prune.scope, seed=seed,
     )
     density = method.target_density(target_density(cfg))
     console.line(
-        f"drive-run: {cfg.method.name} on {cfg.model.name}/{cfg.dataset.name}, target sparsity {1 - density:.4g}, "
+        f"drive-run: {cfg.method.name} on {cfg.model.name}/{cfg.dataset.name}, target sparsity {1 - density:.6g}, "
         f"{engine.total():,} prunable weights in {len(engine.targets)} tensors, device {device}"
     )
     session = TrainingSession(
         model, data, cfg.trainer, device=device, precision=cfg.hardware.precision, seed=seed, engine=engine,
         progress=console, on_epoch=tracker.epoch,
     )
+    mask_fixed_at: list[float] = []
+    context = PruningContext(
+        model=model, engine=engine, target_density=density, seed=seed, device=device,
+        input_shape=data.input_shape, num_classes=data.num_classes,
+        examples=_example_sampler(data.train, seed), next_batches=_batch_stream(data.train, session.batch_size, seed),
+        session=session, initial_state=session.snapshot(),
+        on_step=lambda step, achieved: tracker.event("prune_step", step=step, density=achieved),
+        log=tracker.event, mark_mask_fixed=lambda: mask_fixed_at.append(phases.since_start()),
+    )
+    total_epochs = int(cfg.trainer.epochs)
 
     # Phase 1: dense warm-up.
     with phases.measure("warmup"):
         tracker.event("phase_start", phase="warmup", epochs=method.warmup_epochs)
-        session.train_epochs(method.warmup_epochs, "warmup")
+        session.callbacks.extend(method.warmup_callbacks(context))
+        session.train_until(method.warmup_epochs, "warmup")
 
     # Phase 2: pruning.
-    def train_batches(step: int):
-        generator = torch.Generator().manual_seed(seed * 104_729 + step)
-        return data.train.batches(session.batch_size, shuffle=True, generator=generator, augment=True)
-
-    context = PruningContext(
-        model=model, engine=engine, target_density=density, seed=seed, device=device,
-        train_batches=train_batches, input_shape=data.input_shape, num_classes=data.num_classes,
-        on_step=lambda step, achieved: tracker.event("prune_step", step=step, density=achieved),
-    )
     with phases.measure("prune"):
         tracker.event("phase_start", phase="prune", target_density=density)
         method.find_mask(context)
     expected = method.expected_survivors(engine, density)
-    _check_survivors(engine, expected, "after pruning")
-    connectivity = connectivity_report(engine, data.input_shape)
-    _report_connectivity(connectivity, engine, tracker, console)
-    directory.save_checkpoint("masks.pt", engine.mask_state())
+    if not method.prunes_during_training:
+        _check_survivors(engine, expected, "after pruning")
+        connectivity = _mask_found(engine, data, directory, tracker, console)
 
-    # Phase 3: sparse training, the rest of the epoch budget on the same schedule.
+    # Phase 3: sparse training, to the end of the epoch budget on the same schedule.
     with phases.measure("train"):
-        train_epochs = int(cfg.trainer.epochs) - method.warmup_epochs
-        tracker.event("phase_start", phase="train", epochs=train_epochs)
+        tracker.event("phase_start", phase="train", epochs=total_epochs - session.epoch)
         session.callbacks.extend(method.training_callbacks(context))
-        history = session.train_epochs(train_epochs, "train")
+        history = session.train_until(total_epochs, "train")
     _check_survivors(engine, expected, "after training")
+    if method.prunes_during_training:
+        connectivity = _mask_found(engine, data, directory, tracker, console)
 
     # Phase 4: evaluation.
     with phases.measure("eval"):
@@ -187,7 +190,40 @@ def _run_phases(cfg, directory: RunDirectory, tracker: Tracker, console: Console
     tracker.event("evaluation", **final)
     directory.save_checkpoint("final.pt", _checkpoint(cfg, model, engine, data))
 
-    return _result(cfg, model, engine, data, density, final, history, connectivity, phases)
+    result = _result(cfg, model, engine, data, density, final, history, connectivity, phases)
+    if mask_fixed_at:  # the mask was fixed during training (GMP)
+        result["timings_s"]["find_mask"] = mask_fixed_at[-1]
+    return result
+
+
+def _example_sampler(source, seed: int):
+    """The same seeded labelled sample on every call, as SNIP and GraSP score one fixed batch."""
+
+    def examples(count: int, balanced: bool):
+        return labelled_sample(source, count, balanced=balanced, generator=torch.Generator().manual_seed(seed + 17))
+
+    return examples
+
+
+def _batch_stream(source, batch_size: int, seed: int):
+    """Fresh mini-batches from a dedicated stream, independent of the training data order (DRIVE)."""
+    stream = None
+
+    def next_batches(count: int):
+        nonlocal stream
+        if stream is None:
+            stream = batch_stream(source, batch_size, torch.Generator().manual_seed(seed + 104_729))
+        return [next(stream) for _ in range(count)]
+
+    return next_batches
+
+
+def _mask_found(engine: MaskEngine, data, directory: RunDirectory, tracker: Tracker, console: Console) -> dict:
+    """The final mask: its connectivity reported, the mask saved."""
+    connectivity = connectivity_report(engine, data.input_shape)
+    _report_connectivity(connectivity, engine, tracker, console)
+    directory.save_checkpoint("masks.pt", engine.mask_state())
+    return connectivity
 
 
 def _check_survivors(engine: MaskEngine, expected: int, when: str) -> None:

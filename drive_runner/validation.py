@@ -93,6 +93,24 @@ RULES: dict[str, Callable[[str, Any], None]] = {
 # Rules for keys only some options of a group have (checked when the key is present).
 OPTIONAL_RULES: dict[str, Callable[[str, Any], None]] = {
     "method.variant": _choice("global", "layerwise"),
+    "method.num_examples": _number(1, integer=True, optional=True),
+    "method.bn_mode": _choice("eval", "train"),
+    "method.examples_per_class": _number(1, integer=True),
+    "method.temperature": _number(0, low_open=True),
+    "method.rewind_step": _number(0, integer=True),
+    "method.batches_per_iter": _number(1, integer=True),
+    "method.alpha": _number(0),
+    "method.beta": _number(0),
+    "method.gamma": _number(0),
+    "method.normalization": _choice("sum", "max", "none"),
+    "method.combine": _choice("sum", "product"),
+    "method.convergence_term": _choice("grad", "hessian_grad"),
+    "method.after_prune": _choice("continue", "rewind_init", "rewind_step"),
+    "schedule.fraction": _number(0, 1, low_open=True, high_open=True),
+    "schedule.interval_steps": _number(1, integer=True),
+    "schedule.initial_sparsity": _number(0, 1, high_open=True),
+    "schedule.start_epoch": _number(0, integer=True, optional=True),
+    "schedule.end_epoch": _number(1, integer=True, optional=True),
     "model.stem": _choice("auto", "cifar", "imagenet"),
     "dataset.test_fraction": _number(0, 1, low_open=True, high_open=True),
     "dataset.num_classes": _number(2, integer=True),
@@ -105,13 +123,13 @@ def _registered_names() -> dict[str, list[str]]:
     from drive_runner.data import dataset_names
     from drive_runner.models import model_names
     from drive_runner.pruning.methods import method_names
-    from drive_runner.pruning.schedules import DENSITY_PATHS
+    from drive_runner.pruning.schedules import SCHEDULE_NAMES
 
     return {
         "model": model_names(),
         "dataset": dataset_names(),
         "method": method_names(),
-        "schedule": sorted(DENSITY_PATHS),
+        "schedule": sorted(SCHEDULE_NAMES),
         "trainer": ["backprop"],
     }
 
@@ -161,7 +179,7 @@ def _check_buildable(cfg: DictConfig) -> None:
     from drive_runner.models import build_model
     from drive_runner.pruning.methods import build_method
 
-    build_method(cfg.method, cfg.schedule)
+    build_method(cfg.method, cfg.schedule).check_config(cfg)
     input_shape, num_classes = describe(cfg.dataset)
     with torch.device("meta"):
         build_model(cfg.model, input_shape=input_shape, num_classes=num_classes)

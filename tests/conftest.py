@@ -24,8 +24,9 @@ def make_cfg(*overrides: str):
 
 
 def quick_cfg(*overrides: str):
-    """A seconds-long digits run without W&B, for pipeline tests."""
-    return make_cfg("dataset=digits", "model=lenet300", "logger=none", "trainer.epochs=1", *overrides)
+    """A seconds-long digits run without W&B, for pipeline tests (magnitude pruning unless a method is given)."""
+    method = [] if any(o.startswith("method=") for o in overrides) else ["method=magnitude"]
+    return make_cfg("dataset=digits", "model=lenet300", "logger=none", "trainer.epochs=1", *method, *overrides)
 
 
 def run_cli(*args: str, cwd: Path, env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:

@@ -123,7 +123,7 @@ def test_runs_started_together_get_different_directories(tmp_path: Path):
 
     from tests.conftest import DRIVE_RUN
 
-    args = [str(DRIVE_RUN), "dataset=digits", "model=lenet300", "trainer.epochs=0", "logger=none"]
+    args = [str(DRIVE_RUN), "dataset=digits", "model=lenet300", "method=random", "trainer.epochs=0", "logger=none"]
     first = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     second = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     assert first.wait(timeout=120) == 0 and second.wait(timeout=120) == 0

@@ -8,6 +8,7 @@ from omegaconf import OmegaConf
 from drive_runner.cli import one_line, prevalidate
 from drive_runner.config import Config
 from drive_runner.errors import ConfigError
+from drive_runner.pruning.methods import METHODS
 from drive_runner.validation import validate
 from tests.conftest import REPO, make_cfg
 
@@ -38,6 +39,8 @@ def test_every_option_of_every_group_composes_and_validates(group):
     for option in found:
         # The default model (VGG) needs >= 16 px images; digits options are checked with LeNet.
         extra = ["model=lenet300"] if group == "dataset" else []
+        if group == "schedule":  # a schedule is checked with a method that takes it
+            extra = [f"method={next(m for m, cls in METHODS.items() if option in cls.schedules)}"]
         cfg = make_cfg(f"{group}={option}", *extra)
         validate(cfg)
         if group in ("model", "dataset", "method", "schedule", "trainer", "logger"):
@@ -108,9 +111,9 @@ def test_model_that_does_not_fit_the_images_is_caught_before_work():
 @pytest.mark.parametrize(
     "argv, expected",
     [
-        (["method=nope"], "method: unknown option 'nope'; allowed: dense, magnitude, random"),
+        (["method=nope"], "method: unknown option 'nope'; allowed: dense, drive, gmp, grasp, imp, magnitude, random, snip, synflow"),
         (["trainer.epochs=abc"], "trainer.epochs: Value 'abc' of type 'str' could not be converted to Integer"),
-        (["method.foo=1"], "method.foo: Key 'foo' not in 'MethodConfig'"),
+        (["method.foo=1"], "method.foo: Key 'foo' not in 'DriveConfig'"),
     ],
 )
 def test_composition_errors_become_one_line(argv, expected):
@@ -131,7 +134,7 @@ def test_sparsity_and_compression_together_are_refused():
 
 
 def test_compression_sets_the_density():
-    from drive_runner.pipeline import target_density
+    from drive_runner.config import target_density
 
     assert target_density(make_cfg("compression=2")) == pytest.approx(0.01)
     assert target_density(make_cfg("sparsity=0.75")) == pytest.approx(0.25)

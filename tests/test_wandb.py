@@ -11,7 +11,7 @@ from tests.wandb_offline import offline_run
 
 
 def test_offline_run_holds_config_metrics_layer_table_summary_and_artifact(tmp_path: Path):
-    cfg = make_cfg("dataset=digits", "model=lenet300", "trainer.epochs=2", "logger=wandb", "logger.mode=offline")
+    cfg = make_cfg("dataset=digits", "model=lenet300", "method=magnitude", "trainer.epochs=2", "logger=wandb", "logger.mode=offline")
     summary = run(cfg, tmp_path / "run", JobInfo(group="my-sweep"))
     logged = offline_run(tmp_path / "run")
 
@@ -43,7 +43,7 @@ def test_wandb_that_cannot_start_does_not_fail_the_run(tmp_path: Path, monkeypat
         raise RuntimeError("no W&B today")
 
     monkeypatch.setattr(wandb, "init", broken_init)
-    cfg = make_cfg("dataset=digits", "model=lenet300", "trainer.epochs=1", "logger.mode=offline")
+    cfg = make_cfg("dataset=digits", "model=lenet300", "method=magnitude", "trainer.epochs=1", "logger.mode=offline")
     summary = run(cfg, tmp_path / "run")
     assert summary["status"] == "completed"
     assert "W&B could not start" in capsys.readouterr().err
@@ -54,7 +54,7 @@ def test_wandb_failing_mid_run_does_not_fail_the_run(tmp_path: Path, monkeypatch
         raise ConnectionError("server went away")
 
     monkeypatch.setattr(wandb_logger.WandbLogger.log.__wrapped__, "__code__", broken_log.__code__)
-    cfg = make_cfg("dataset=digits", "model=lenet300", "trainer.epochs=2", "logger.mode=offline")
+    cfg = make_cfg("dataset=digits", "model=lenet300", "method=magnitude", "trainer.epochs=2", "logger.mode=offline")
     summary = run(cfg, tmp_path / "run")
     assert summary["status"] == "completed"
     assert (tmp_path / "run" / "summary.json").exists()

@@ -73,49 +73,48 @@ def select_top(
 ) -> dict[str, torch.Tensor]:
     """New masks keeping exactly `keep` of the currently unpruned entries, highest score first.
 
-    Already-pruned entries can never come back (monotone masks). Ties at the cut are broken by a
-    seeded random permutation of the tied entries (equivalent to "permute, then stable sort"), found
-    with a k-th value search instead of a full sort. Non-finite scores among unpruned entries abort with
-    the tensor's name, since a NaN ranking would silently decide the mask.
+    Already-pruned entries get score -inf, so they can never come back (monotone masks). Ties at the
+    cut are broken by a seeded random permutation of the tied entries (equivalent to "permute, then
+    stable sort"), found with a k-th value search instead of a full sort. Non-finite scores among
+    unpruned entries abort with the tensor's name, since a NaN ranking would silently decide the mask.
+    Selection runs on the CPU in float64, whatever the model's device and dtype.
     """
     names = list(masks)
-    alive_scores = []
-    for name in names:  # selection runs on the CPU, whatever device the model is on
-        alive = masks[name].detach().reshape(-1).cpu()
-        values = scores[name].detach().reshape(-1).cpu()[alive].to(torch.float64)
-        if not torch.isfinite(values).all():
-            raise MaskError(f"non-finite pruning scores in {name} (NaN or inf); the scorer overflowed or diverged")
-        alive_scores.append(values)
-    flat = torch.cat(alive_scores) if alive_scores else torch.empty(0, dtype=torch.float64)
-    remaining = flat.numel()
-    if keep > remaining:
+    alive = torch.cat([masks[name].detach().reshape(-1).cpu() for name in names])
+    values = torch.cat([scores[name].detach().reshape(-1).cpu().to(torch.float64) for name in names])
+    broken = alive & ~torch.isfinite(values)
+    if broken.any():
+        name = names[_owner(masks, names, int(broken.nonzero()[0]))]
+        raise MaskError(f"non-finite pruning scores in {name} (NaN or inf); the scorer overflowed or diverged")
+    remaining = int(alive.sum())
+    if not 0 <= keep <= remaining:
         raise MaskError(f"cannot keep {keep} weights: only {remaining} survive (masks are monotone)")
-    if keep < 0:
-        raise MaskError(f"cannot keep a negative number of weights ({keep})")
 
-    chosen = _top_indices(flat, keep, generator)
-    keep_flat = torch.zeros(remaining, dtype=torch.bool)
-    keep_flat[chosen] = True
-
+    kept = torch.zeros(values.numel(), dtype=torch.bool)
+    kept[_top_indices(values.masked_fill_(~alive, float("-inf")), keep, generator)] = True
     new_masks, offset = {}, 0
     for name in names:
-        old = masks[name].detach().cpu()
-        count = int(old.sum())
-        updated = torch.zeros(old.numel(), dtype=torch.bool)
-        updated[old.reshape(-1).nonzero().squeeze(1)] = keep_flat[offset : offset + count]
-        new_masks[name] = updated.reshape(old.shape).to(masks[name].device)
-        offset += count
+        mask = masks[name]
+        new_masks[name] = kept[offset : offset + mask.numel()].reshape(mask.shape).to(mask.device)
+        offset += mask.numel()
     return new_masks
+
+
+def _owner(masks: Mapping[str, torch.Tensor], names: list[str], flat_index: int) -> int:
+    """Which tensor a position in the concatenation of all masks belongs to."""
+    offset = 0
+    for index, name in enumerate(names):
+        offset += masks[name].numel()
+        if flat_index < offset:
+            return index
+    raise IndexError(flat_index)
 
 
 def _top_indices(values: torch.Tensor, keep: int, generator: torch.Generator) -> torch.Tensor:
     """Indices of the `keep` largest values, ties at the threshold decided by a seeded permutation."""
-    n = values.numel()
     if keep == 0:
         return torch.empty(0, dtype=torch.long)
-    if keep == n:
-        return torch.arange(n)
-    threshold = torch.kthvalue(values, n - keep + 1).values
+    threshold = torch.kthvalue(values, values.numel() - keep + 1).values
     above = (values > threshold).nonzero().squeeze(1)
     tied = (values == threshold).nonzero().squeeze(1)
     needed = keep - above.numel()

@@ -2,19 +2,21 @@
 that prune while training, callbacks for the training loop.
 
 Each method is registered by name; `method=<name>` in the config picks it. Scored methods share one
-loop (score at the current masks, select along the schedule's density path), as in Synaptic-Flow.
+loop (score at the current masks, select along the schedule's density path), as in Synaptic-Flow;
+IMP (imp.py) and GMP (gmp.py) train between pruning steps.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, Callable
 
 import torch
 from torch import nn
 
 from drive_runner.errors import ConfigError
 from drive_runner.pruning.masks import MaskEngine
+from drive_runner.pruning.sampling import Batch, chunks
 from drive_runner.pruning.schedules import density_path
 from drive_runner.pruning.scorers import get_scorer
 
@@ -28,21 +30,40 @@ class PruningContext:
     target_density: float
     seed: int
     device: torch.device
-    # Draws (inputs, targets) batches from the augmented training set, seeded, never the test set.
-    train_batches: Callable[[int], Iterator[tuple[torch.Tensor, torch.Tensor]]] | None = None
-    input_shape: tuple[int, ...] = ()
-    num_classes: int = 0
-    # Called once per pruning step with (step, density), for metrics and the console.
+    input_shape: tuple[int, ...]
+    num_classes: int
+    # A fixed, seeded labelled sample of the augmented training set: (count, class_balanced) -> (inputs, targets).
+    examples: Callable[[int, bool], Batch]
+    # The next k mini-batches of a dedicated, seeded stream over the augmented training set.
+    next_batches: Callable[[int], list[Batch]]
+    # The run's training session (None when pruning outside the runner, through the Python API).
+    session: Any = None
+    # Weights and buffers before any training, for methods that rewind to initialisation.
+    initial_state: dict | None = None
     on_step: Callable[[int, float], None] = lambda step, density: None
-    extras: dict[str, Any] = field(default_factory=dict)
+    log: Callable[..., None] = lambda event, **fields: None
+    # Called by methods that fix their mask during training (GMP), for the find-mask time.
+    mark_mask_fixed: Callable[[], None] = lambda: None
 
 
+METHODS: dict[str, type["PruningMethod"]] = {}
+
+
+def register_method(cls: type["PruningMethod"]) -> type["PruningMethod"]:
+    METHODS[cls.name] = cls
+    return cls
+
+
+@register_method
 class PruningMethod:
     """Base: the dense baseline. Subclasses override `find_mask` and, if they prune during training,
     `training_callbacks`."""
 
     name = "dense"
     schedules: tuple[str, ...] = ("oneshot",)
+    default_schedule = "oneshot"
+    prunes_during_training = False  # True: the mask is only final after training (GMP)
+    needs_session = False  # True: find_mask trains the network (IMP), so it only runs inside the runner
 
     def __init__(self, cfg, schedule_cfg):
         self.cfg = cfg
@@ -59,6 +80,13 @@ class PruningMethod:
     def target_density(self, requested_density: float) -> float:
         return 1.0
 
+    def check_config(self, cfg) -> None:
+        """Method-specific rules on the whole config; raise ConfigError naming the key."""
+
+    def excluded_tensors(self, model: nn.Module, model_name: str) -> list[str]:
+        """Prunable tensors this method keeps dense on top of prune.exclude (method presets)."""
+        return []
+
     def expected_survivors(self, engine: MaskEngine, density: float) -> int:
         """The survivor count the finished mask must have; checked after pruning and after training."""
         return engine.total()
@@ -66,7 +94,12 @@ class PruningMethod:
     def find_mask(self, ctx: PruningContext) -> None:
         """Leave every weight in place."""
 
+    def warmup_callbacks(self, ctx: PruningContext) -> list:
+        """Training-loop callbacks for the dense warm-up (e.g. snapshotting a step to rewind to)."""
+        return []
+
     def training_callbacks(self, ctx: PruningContext) -> list:
+        """Training-loop callbacks for sparse training (e.g. gradual pruning)."""
         return []
 
 
@@ -85,23 +118,27 @@ class ScoredPruning(PruningMethod):
     def scorer_options(self) -> dict[str, Any]:
         return {}
 
+    def scoring_batches(self, ctx: PruningContext) -> list[Batch]:
+        """The data of one scoring pass (none for data-free scorers)."""
+        return []
+
     def expected_survivors(self, engine: MaskEngine, density: float) -> int:
         return engine.expected_survivors(density, self.scope())
 
     def find_mask(self, ctx: PruningContext) -> None:
         scorer = get_scorer(self.name)
-        path = density_path(self.schedule.name, ctx.target_density, int(self.cfg.iterations))
+        path = density_path(self.schedule.name, ctx.target_density, int(self.cfg.iterations), ctx.engine.density())
         for step, density in enumerate(path, start=1):
             generator = torch.Generator().manual_seed(ctx.seed * 7919 + step)
-            batches: Iterable = ctx.train_batches(step) if scorer.needs_data and ctx.train_batches else ()
             scores = scorer.fn(
-                ctx.model, ctx.engine.names, batches, generator=generator, input_shape=ctx.input_shape,
-                **self.scorer_options(),
+                ctx.model, ctx.engine.names, self.scoring_batches(ctx), generator=generator,
+                input_shape=ctx.input_shape, **self.scorer_options(),
             )
             ctx.engine.prune_to_density(scores, density, scope=self.scope())
             ctx.on_step(step, ctx.engine.density())
 
 
+@register_method
 class RandomPruning(ScoredPruning):
     name = "random"
 
@@ -109,13 +146,41 @@ class RandomPruning(ScoredPruning):
         return "layerwise" if self.cfg.variant == "layerwise" else "global"
 
 
+@register_method
 class MagnitudePruning(ScoredPruning):
     name = "magnitude"
 
 
-METHODS: dict[str, type[PruningMethod]] = {
-    cls.name: cls for cls in (PruningMethod, RandomPruning, MagnitudePruning)
-}
+@register_method
+class SnipPruning(ScoredPruning):
+    name = "snip"
+
+    def scoring_batches(self, ctx: PruningContext) -> list[Batch]:
+        count = self.cfg.num_examples or 10 * ctx.num_classes
+        return chunks(*ctx.examples(count, False), 256)  # one batch, gradients accumulated over chunks
+
+    def scorer_options(self) -> dict[str, Any]:
+        return {"bn_mode": self.cfg.bn_mode}
+
+
+@register_method
+class GraspPruning(ScoredPruning):
+    name = "grasp"
+
+    def scoring_batches(self, ctx: PruningContext) -> list[Batch]:
+        inputs, targets = ctx.examples(int(self.cfg.examples_per_class) * ctx.num_classes, True)
+        half = (len(targets) + 1) // 2  # the sample is interleaved by class, so both halves are balanced
+        return chunks(inputs, targets, half)
+
+    def scorer_options(self) -> dict[str, Any]:
+        return {"temperature": float(self.cfg.temperature), "bn_mode": self.cfg.bn_mode,
+                "reinit_linear": bool(self.cfg.reinit_linear)}
+
+
+@register_method
+class SynflowPruning(ScoredPruning):
+    name = "synflow"
+    default_schedule = "exponential"
 
 
 def method_names() -> list[str]:

@@ -1,35 +1,70 @@
-"""Density paths of iterative pruning (METHODS.md §0.6): the density after each of n steps."""
+"""Pruning schedules: density paths of iterative pruning (METHODS.md §0.6), GMP's cubic ramp and
+IMP's levels."""
 
 from __future__ import annotations
 
+import math
+from fractions import Fraction
 from typing import Callable
 
 from drive_runner.errors import ConfigError
 
 
-def oneshot(final_density: float, iterations: int) -> list[float]:
+def oneshot(final_density: float, iterations: int, start: float = 1.0) -> list[float]:
     """One step straight to the target; `iterations` is ignored."""
     return [final_density]
 
 
-def exponential(final_density: float, iterations: int) -> list[float]:
-    """d_k = d^(k/n): every step removes the same fraction, 1 - d^(1/n), of the survivors."""
-    return [final_density ** (k / iterations) for k in range(1, iterations + 1)]
+def exponential(final_density: float, iterations: int, start: float = 1.0) -> list[float]:
+    """d_k = d0 (d/d0)^(k/n): every step removes the same fraction of the survivors (1 - d^(1/n) from dense)."""
+    return [start * (final_density / start) ** (k / iterations) for k in range(1, iterations + 1)]
 
 
-def linear(final_density: float, iterations: int) -> list[float]:
-    """d_k = 1 - (1 - d) k / n: every step removes the same number of weights."""
-    return [1.0 - (1.0 - final_density) * k / iterations for k in range(1, iterations + 1)]
+def linear(final_density: float, iterations: int, start: float = 1.0) -> list[float]:
+    """d_k = d0 - (d0 - d) k / n: every step removes the same number of weights."""
+    return [start - (start - final_density) * k / iterations for k in range(1, iterations + 1)]
 
 
-DENSITY_PATHS: dict[str, Callable[[float, int], list[float]]] = {
+DENSITY_PATHS: dict[str, Callable[[float, int, float], list[float]]] = {
     "oneshot": oneshot,
     "exponential": exponential,
     "linear": linear,
 }
 
 
-def density_path(name: str, final_density: float, iterations: int) -> list[float]:
+def density_path(name: str, final_density: float, iterations: int, start: float = 1.0) -> list[float]:
+    """Densities after each of `iterations` steps from density `start` (1 = dense) to `final_density`."""
     if name not in DENSITY_PATHS:
         raise ConfigError("schedule", f"unknown density schedule '{name}'; allowed: {', '.join(sorted(DENSITY_PATHS))}")
-    return DENSITY_PATHS[name](final_density, iterations)
+    if final_density > start:
+        raise ConfigError("sparsity", f"the network is already sparser (density {start:.6g}) than the target {final_density:.6g}")
+    if start == 0:
+        return [0.0] * iterations
+    return DENSITY_PATHS[name](final_density, iterations, start)
+
+
+def gmp_sparsity(step: int, *, start_step: int, end_step: int, initial: float, final: float) -> float:
+    """Gradual magnitude pruning's cubic ramp (Zhu & Gupta 2017, METHODS.md §1.8):
+    s_t = s_f + (s_i - s_f)(1 - (t - t0)/(t_end - t0))^3, constant s_i before t0 and s_f after t_end."""
+    if step <= start_step:
+        return initial
+    if step >= end_step:
+        return final
+    progress = (step - start_step) / (end_step - start_step)
+    return final + (initial - final) * (1.0 - progress) ** 3
+
+
+def imp_survivors(total: int, target: int, fraction: float, exact_target: bool = True) -> list[int]:
+    """Survivors after each IMP level: r_l = r_{l-1} - ceil(f * r_{l-1}) in exact integer arithmetic
+    (f = 0.2: r - floor((r + 4) / 5)); with `exact_target` the last level removes less to land on `target`."""
+    rate = Fraction(str(fraction))
+    counts, survivors = [], total
+    while survivors > target:
+        survivors -= math.ceil(rate * survivors)
+        if exact_target and survivors < target:
+            survivors = target
+        counts.append(survivors)
+    return counts
+
+
+SCHEDULE_NAMES = (*DENSITY_PATHS, "cubic", "imp_levels")

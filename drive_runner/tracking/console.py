@@ -103,7 +103,7 @@ def summary_rows(summary: dict) -> list[tuple[str, str]]:
         ("status", str(summary.get("status"))),
         ("test accuracy (top-1)", f"{summary.get('test_acc', float('nan')):.4f}"),
         ("test accuracy (top-5)", f"{summary.get('test_top5', float('nan')):.4f}"),
-        ("target / achieved sparsity", f"{summary.get('target_sparsity'):.4f} / {summary.get('achieved_sparsity'):.4f}"),
+        ("target / achieved sparsity", f"{summary.get('target_sparsity'):.6g} / {summary.get('achieved_sparsity'):.6g}"),
         ("parameters non-zero / total", f"{summary.get('params_nonzero'):,} / {summary.get('params_total'):,}"),
         ("FLOPs sparse / dense", f"{summary.get('flops_sparse'):,} / {summary.get('flops_dense'):,}"),
         ("collapsed layers", ", ".join(summary.get("collapsed_layers", [])) or "none"),

@@ -8,6 +8,7 @@ across pruning; a dense run and a pruned run see the same learning rates at the 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 import time
 from typing import Callable, Iterable, Protocol
@@ -33,6 +34,18 @@ class TrainingCallback:
 
     def on_epoch_end(self, session: "TrainingSession", metrics: dict) -> None:
         """After each epoch's training and evaluation."""
+
+
+class StepSnapshot(TrainingCallback):
+    """Keeps a copy of the weights and buffers as they are right after optimizer step `step`."""
+
+    def __init__(self, step: int):
+        self.step = step
+        self.state: dict[str, torch.Tensor] | None = None
+
+    def on_step_end(self, session: "TrainingSession") -> None:
+        if session.step == self.step:
+            self.state = session.snapshot()
 
 
 class Progress(Protocol):
@@ -120,20 +133,41 @@ class TrainingSession:
 
     def epoch_generator(self, epoch: int) -> torch.Generator:
         """Shuffling and augmentation randomness of an epoch depend only on (seed, epoch), so
-        resuming at any epoch replays the same data order."""
+        resuming at any step replays the same data order."""
         return torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
 
-    def train_epochs(self, count: int, phase: str) -> list[dict]:
-        """Train `count` more epochs, evaluating on the test split as configured; returns per-epoch metrics."""
+    def snapshot(self) -> dict[str, torch.Tensor]:
+        """A CPU copy of the model's weights and buffers (masks excluded), to rewind to later."""
+        return {
+            key: value.detach().to("cpu", copy=True)
+            for key, value in self.model.state_dict().items()
+            if not key.endswith("_mask")
+        }
+
+    def rewind(self, state: dict[str, torch.Tensor], step: int) -> None:
+        """Load a snapshot (keeping the current masks), start a fresh optimizer and resume the LR schedule
+        and data order at `step`, as IMP rewinding prescribes."""
+        result = self.model.load_state_dict(state, strict=False)
+        missing = [key for key in result.missing_keys if not key.endswith("_mask")]
+        if missing or result.unexpected_keys:
+            raise RuntimeError(f"snapshot does not fit the model: missing {missing}, unexpected {result.unexpected_keys}")
+        if self.engine is not None:
+            self.engine.apply()
+        self.step = step
+        self.epoch = step // self.steps_per_epoch
+        self.reset_optimizer()
+
+    def train_until(self, end_epoch: int, phase: str) -> list[dict]:
+        """Train from the current step to the end of epoch `end_epoch` (a partial first epoch after a
+        mid-epoch rewind), evaluating on the test split as configured; returns per-epoch metrics."""
         history = []
-        if count <= 0:
+        if self.epoch >= end_epoch:
             return history
-        self.progress.start_phase(phase, count, self.steps_per_epoch)
+        self.progress.start_phase(phase, end_epoch - self.epoch, self.steps_per_epoch)
         try:
-            final_epoch = self.epoch + count
-            for _ in range(count):
+            while self.epoch < end_epoch:
                 metrics = self._train_one_epoch(phase)
-                if (self.epoch % int(self.cfg.eval_every) == 0) or self.epoch == final_epoch:
+                if (self.epoch % int(self.cfg.eval_every) == 0) or self.epoch == end_epoch:
                     test = evaluate(
                         self.model, self.data.test, batch_size=int(self.cfg.eval_batch_size),
                         device=self.device, precision=self.precision,
@@ -157,7 +191,9 @@ class TrainingSession:
         count = 0
         lr = self.optimizer.param_groups[0]["lr"]
         generator = self.epoch_generator(self.epoch)
-        for inputs, targets in self.data.train.batches(self.batch_size, shuffle=True, generator=generator, augment=True):
+        batches = self.data.train.batches(self.batch_size, shuffle=True, generator=generator, augment=True)
+        done_in_epoch = self.step - self.epoch * self.steps_per_epoch  # > 0 only after a mid-epoch rewind
+        for inputs, targets in itertools.islice(batches, done_in_epoch, None):
             inputs, targets = inputs.to(self.device, non_blocking=True), targets.to(self.device, non_blocking=True)
             with autocast_context(self.device, self.precision):
                 logits = self.model(inputs)

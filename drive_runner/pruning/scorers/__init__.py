@@ -39,4 +39,4 @@ def get_scorer(name: str) -> Scorer:
     return SCORERS[name]
 
 
-from drive_runner.pruning.scorers import magnitude, random  # noqa: E402,F401  (registration)
+from drive_runner.pruning.scorers import drive, grasp, magnitude, random, snip, synflow  # noqa: E402,F401

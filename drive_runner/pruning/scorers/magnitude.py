@@ -7,6 +7,6 @@ from drive_runner.pruning.scorers import register_scorer
 
 
 @register_scorer("magnitude", needs_data=False)
-def magnitude_scores(model, names, batches=(), *, generator=None, **_):
+def magnitude_scores(model, names, batches=(), *, generator=None, input_shape=None):
     params = dict(model.named_parameters())
     return {name: params[name].detach().abs() for name in names}

@@ -6,6 +6,6 @@ from drive_runner.pruning.scorers import register_scorer
 
 
 @register_scorer("random", needs_data=False)
-def random_scores(model, names, batches=(), *, generator: torch.Generator, **_):
+def random_scores(model, names, batches=(), *, generator: torch.Generator, input_shape=None):
     params = dict(model.named_parameters())
     return {name: torch.randn(params[name].shape, generator=generator) for name in names}

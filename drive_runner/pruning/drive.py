@@ -1,0 +1,50 @@
+"""DRIVE (Saikumar & Varghese 2024; METHODS.md §1.1): a short dense warm-up, then the dual-gradient
+score applied over many small pruning steps, one fresh mini-batch per step, without resetting weights."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drive_runner.errors import ConfigError
+from drive_runner.pruning.methods import PruningContext, ScoredPruning, register_method
+from drive_runner.pruning.sampling import Batch
+from drive_runner.train.loop import StepSnapshot
+
+
+@register_method
+class DrivePruning(ScoredPruning):
+    name = "drive"
+    default_schedule = "exponential"
+
+    def check_config(self, cfg) -> None:
+        if self.cfg.after_prune == "rewind_step" and self.cfg.rewind_step > 0 and self.warmup_epochs == 0:
+            raise ConfigError("method.rewind_step", "rewinding to a warm-up step needs method.warmup_epochs >= 1")
+
+    def scoring_batches(self, ctx: PruningContext) -> list[Batch]:
+        return ctx.next_batches(int(self.cfg.batches_per_iter))
+
+    def scorer_options(self) -> dict[str, Any]:
+        keys = ("alpha", "beta", "gamma", "normalization", "combine", "convergence_term", "bn_mode")
+        return {key: self.cfg[key] for key in keys}
+
+    def warmup_callbacks(self, ctx: PruningContext) -> list:
+        self._snapshot = None
+        if self.cfg.after_prune == "rewind_step" and self.cfg.rewind_step > 0:
+            self._snapshot = StepSnapshot(int(self.cfg.rewind_step))
+            return [self._snapshot]
+        return []
+
+    def find_mask(self, ctx: PruningContext) -> None:
+        super().find_mask(ctx)
+        if self.cfg.after_prune == "continue":
+            return
+        # Ablations: the found mask on earlier weights; the epoch budget and LR schedule carry on.
+        state = ctx.initial_state
+        if self.cfg.after_prune == "rewind_step" and self.cfg.rewind_step > 0:
+            state = self._snapshot.state
+            if state is None:
+                raise ConfigError(
+                    "method.rewind_step",
+                    f"step {self.cfg.rewind_step} is beyond the warm-up ({ctx.session.step} steps)",
+                )
+        ctx.session.rewind(state, ctx.session.step)

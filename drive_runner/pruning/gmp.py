@@ -1,0 +1,77 @@
+"""Gradual magnitude pruning (Zhu & Gupta 2017, METHODS.md §1.8): during sparse training, every dt steps
+the smallest-magnitude survivors are removed along a cubic sparsity ramp; the mask freezes at its end."""
+
+from __future__ import annotations
+
+import math
+
+from drive_runner.config import target_density
+from drive_runner.errors import ConfigError
+from drive_runner.pruning.masks import MaskEngine
+from drive_runner.pruning.methods import PruningContext, PruningMethod, register_method
+from drive_runner.pruning.schedules import gmp_sparsity
+from drive_runner.train.loop import TrainingCallback
+
+
+def pruning_window(schedule, total_epochs: int) -> tuple[int, int]:
+    """(start, end) in completed epochs; defaults keep the paper's 10..80 of 160 proportions."""
+    start = total_epochs // 16 if schedule.start_epoch is None else int(schedule.start_epoch)
+    end = math.ceil(total_epochs / 2) if schedule.end_epoch is None else int(schedule.end_epoch)
+    return start, end
+
+
+@register_method
+class GradualMagnitudePruning(PruningMethod):
+    name = "gmp"
+    schedules = ("cubic",)
+    default_schedule = "cubic"
+    prunes_during_training = True
+    needs_session = True
+
+    def check_config(self, cfg) -> None:
+        epochs = int(cfg.trainer.epochs)
+        start, end = pruning_window(self.schedule, epochs)
+        if not 0 <= start < end <= epochs:
+            raise ConfigError(
+                "schedule.end_epoch",
+                f"gmp prunes between epochs {start} and {end}, which must satisfy 0 <= start < end <= trainer.epochs={epochs}",
+            )
+        final_sparsity = 1.0 - target_density(cfg)
+        if not 0 <= self.schedule.initial_sparsity <= final_sparsity:
+            raise ConfigError("schedule.initial_sparsity", f"must be in [0, {final_sparsity:g}] (the target sparsity)")
+
+    def target_density(self, requested_density: float) -> float:
+        return requested_density
+
+    def expected_survivors(self, engine: MaskEngine, density: float) -> int:
+        return engine.expected_survivors(density)
+
+    def training_callbacks(self, ctx: PruningContext) -> list:
+        start, end = pruning_window(self.schedule, int(ctx.session.cfg.epochs))
+        steps = ctx.session.steps_per_epoch
+        return [_GradualPruning(ctx, self.schedule, start * steps, end * steps)]
+
+
+class _GradualPruning(TrainingCallback):
+    def __init__(self, ctx: PruningContext, schedule, start_step: int, end_step: int):
+        self.ctx = ctx
+        self.start_step, self.end_step = start_step, end_step
+        self.interval = int(schedule.interval_steps)
+        self.initial = float(schedule.initial_sparsity)
+        self.final = 1.0 - ctx.target_density
+        self.events = 0
+
+    def on_step_end(self, session) -> None:
+        step = session.step
+        if step < self.start_step or step > self.end_step:
+            return
+        if (step - self.start_step) % self.interval and step != self.end_step:
+            return
+        sparsity = gmp_sparsity(step, start_step=self.start_step, end_step=self.end_step,
+                                initial=self.initial, final=self.final)
+        engine = self.ctx.engine
+        engine.prune_to_density({n: p.detach().abs() for n, p in engine.params.items()}, 1.0 - sparsity)
+        self.events += 1
+        self.ctx.on_step(self.events, engine.density())
+        if step == self.end_step:
+            self.ctx.mark_mask_fixed()

@@ -1,0 +1,74 @@
+"""Iterative magnitude pruning with rewinding (Frankle & Carbin 2019; Frankle et al. 2020; METHODS.md §1.7).
+
+Level 0 trains the dense network with the full recipe; every later level removes a fraction of the
+surviving weights by trained magnitude, rewinds the complete state (weights, biases, BN parameters and
+statistics) to step k, and retrains with a fresh optimizer, the LR schedule and data order resuming at k.
+"""
+
+from __future__ import annotations
+
+from drive_runner.errors import ConfigError
+from drive_runner.pruning.masks import MaskEngine, keep_count
+from drive_runner.pruning.methods import PruningContext, PruningMethod, register_method
+from drive_runner.pruning.schedules import imp_survivors
+from drive_runner.train.loop import StepSnapshot
+
+OUTPUT_LAYER_KEPT_DENSE = ("lenet", "vgg")  # open_lth presets; CIFAR ResNets prune their classifier
+
+
+@register_method
+class IterativeMagnitudePruning(PruningMethod):
+    name = "imp"
+    schedules = ("imp_levels",)
+    default_schedule = "imp_levels"
+    needs_session = True
+
+    def check_config(self, cfg) -> None:
+        if self.warmup_epochs:
+            raise ConfigError("method.warmup_epochs", "imp trains from initialisation in every level; use 0")
+        if cfg.prune.scope != "global":
+            raise ConfigError("prune.scope", "imp ranks all prunable weights together (open_lth); use global")
+
+    def target_density(self, requested_density: float) -> float:
+        return requested_density
+
+    def excluded_tensors(self, model, model_name: str) -> list[str]:
+        prune_output = self.cfg.prune_output_layer
+        if prune_output is None:
+            prune_output = not model_name.startswith(OUTPUT_LAYER_KEPT_DENSE)
+        return [] if prune_output else [f"{model.classifier_name}.weight"]
+
+    def level_survivors(self, engine: MaskEngine, density: float) -> list[int]:
+        return imp_survivors(
+            engine.total(), keep_count(engine.total(), density), float(self.schedule.fraction),
+            bool(self.schedule.exact_target),
+        )
+
+    def expected_survivors(self, engine: MaskEngine, density: float) -> int:
+        levels = self.level_survivors(engine, density)
+        return levels[-1] if levels else engine.total()
+
+    def find_mask(self, ctx: PruningContext) -> None:
+        session, engine = ctx.session, ctx.engine
+        rewind_step = int(self.cfg.rewind_step)
+        snapshot = StepSnapshot(rewind_step)
+        session.callbacks.append(snapshot)
+        total_epochs = int(session.cfg.epochs)
+        levels = self.level_survivors(engine, ctx.target_density)
+        if not levels:
+            return
+        for level, survivors in enumerate(levels):
+            if level > 0:
+                session.rewind(rewind_state, rewind_step)
+            history = session.train_until(total_epochs, f"imp-level-{level}")
+            if level == 0:
+                session.callbacks.remove(snapshot)
+                rewind_state = ctx.initial_state if rewind_step == 0 else snapshot.state
+                if rewind_state is None:
+                    raise ConfigError("method.rewind_step", f"step {rewind_step} is beyond the training run ({session.step} steps)")
+            ctx.log("imp_level", level=level, density=engine.density(),
+                    test_acc=history[-1].get("test_top1") if history else None)
+            scores = {name: param.detach().abs() for name, param in engine.params.items()}
+            engine.prune_to_count(scores, survivors)
+            ctx.on_step(level + 1, engine.density())
+        session.rewind(rewind_state, rewind_step)  # the final ticket trains in the sparse-training phase

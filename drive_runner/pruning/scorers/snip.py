@@ -1,0 +1,17 @@
+"""SNIP (Lee, Ajanthan & Torr, ICLR 2019; METHODS.md §1.4): connection sensitivity |dL/dc| at c = 1
+for a multiplicative mask c, which equals |theta * dL/dtheta|, divided by its global sum."""
+
+import torch
+
+from drive_runner.pruning.scorers import register_scorer
+from drive_runner.pruning.scorers.common import batchnorm_mode, loss_gradients, named_params
+
+
+@register_scorer("snip", needs_data=True)
+def snip_scores(model, names, batches, *, generator=None, input_shape=None, bn_mode: str = "eval"):
+    with batchnorm_mode(model, bn_mode):
+        grads = loss_gradients(model, names, batches)
+    scores = [(p.detach().double() * g.double()).abs() for p, g in zip(named_params(model, names), grads)]
+    total = sum(s.sum() for s in scores)
+    scale = 1.0 / float(total) if total > 0 else 1.0  # normalising never changes the ranking
+    return {name: s * scale for name, s in zip(names, scores)}

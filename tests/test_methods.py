@@ -1,0 +1,193 @@
+"""Every method end to end on digits, and the invariants of the iterative ones (METHODS.md §4)."""
+
+import copy
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from drive_runner.errors import ConfigError
+from drive_runner.pipeline import run
+from drive_runner.pruning import prune
+from drive_runner.pruning.masks import keep_count
+from drive_runner.pruning.schedules import gmp_sparsity, imp_survivors
+from drive_runner.validation import validate
+from tests.conftest import quick_cfg
+
+
+def events(run_dir: Path, kind: str) -> list[dict]:
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return [row for row in rows if row["event"] == kind]
+
+
+@pytest.mark.parametrize(
+    "method, extra",
+    [
+        ("snip", []),
+        ("grasp", []),
+        ("synflow", ["method.iterations=20"]),
+        ("drive", ["method.iterations=20", "method.warmup_epochs=1"]),
+        ("imp", ["sparsity=0.6"]),
+        ("gmp", ["schedule.interval_steps=5"]),
+    ],
+)
+def test_every_method_lands_exactly_on_the_target_with_monotone_masks(tmp_path, method, extra):
+    summary = run(quick_cfg(f"method={method}", "trainer.epochs=2", *extra), tmp_path)
+    assert summary["status"] == "completed"
+    prunable = summary["params_prunable"]
+    target = keep_count(prunable, 1 - summary["target_sparsity"])
+    assert sum(layer["survivors"] for layer in summary["layers"]) == target
+    assert abs(summary["achieved_sparsity"] - summary["target_sparsity"]) <= 0.001
+    densities = [row["density"] for row in events(tmp_path, "prune_step")]
+    assert densities and densities == sorted(densities, reverse=True)  # monotone: density never rises
+    assert summary["timings_s"]["find_mask"] > 0
+
+
+def test_iterative_magnitude_reproduces_the_one_shot_mask():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(20, 30), nn.ReLU(), nn.Linear(30, 10))
+    one_shot = prune(model, "magnitude", 0.8, input_shape=(20,))
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(20, 30), nn.ReLU(), nn.Linear(30, 10))
+    iterated = prune(model, "magnitude", 0.8, schedule="exponential", iterations=7, input_shape=(20,))
+    assert all(torch.equal(one_shot[k], iterated[k]) for k in one_shot)
+
+
+def test_synflow_schedule_is_100_exponential_steps(tmp_path):
+    run(quick_cfg("method=synflow", "trainer.epochs=0", "sparsity=0.99"), tmp_path)
+    densities = [row["density"] for row in events(tmp_path, "prune_step")]
+    assert len(densities) == 100
+    assert densities[0] == pytest.approx(0.01 ** (1 / 100), abs=1e-4)
+
+
+def test_imp_level_densities():
+    n = 266_200
+    survivors = imp_survivors(n, 0, 0.2, exact_target=False)
+    for level, r in enumerate(survivors[:25], start=1):
+        assert n * 0.8**level - level <= r <= n * 0.8**level
+        previous = n if level == 1 else survivors[level - 2]
+        assert r == previous - (previous + 4) // 5
+    assert survivors[9] / n == pytest.approx(0.1074, abs=1e-4)
+    for sparsity, levels in [(0.9, 11), (0.95, 14), (0.98, 18), (0.99, 21)]:
+        path = imp_survivors(n, keep_count(n, 1 - sparsity), 0.2)
+        assert len(path) == levels == math.ceil(math.log(1 - sparsity) / math.log(0.8))
+        assert path[-1] == keep_count(n, 1 - sparsity)
+
+
+def test_imp_trains_every_level_and_logs_the_curve(tmp_path):
+    summary = run(quick_cfg("method=imp", "sparsity=0.5", "trainer.epochs=1"), tmp_path)
+    levels = events(tmp_path, "imp_level")
+    assert [row["level"] for row in levels] == [0, 1, 2, 3]  # 0.8^3 > 0.5 > 0.8^4
+    phases = [row["phase"] for row in events(tmp_path, "epoch")]
+    assert phases == ["imp-level-0", "imp-level-1", "imp-level-2", "imp-level-3", "train"]
+    # LeNet keeps its output layer dense under IMP (open_lth preset).
+    assert [layer["name"] for layer in summary["layers"]] == ["fc1.weight", "fc2.weight"]
+
+
+def test_imp_rewinds_the_complete_state_including_batchnorm(tmp_path):
+    from drive_runner.data import build_dataset
+    from drive_runner.models import build_model
+    from drive_runner.pruning.masks import MaskEngine
+    from drive_runner.train.loop import StepSnapshot, TrainingSession
+
+    cfg = quick_cfg("dataset.image_size=16", "model=vgg11", "trainer.epochs=1")
+    data = build_dataset(cfg.dataset, seed=0)
+    torch.manual_seed(0)
+    model = build_model(cfg.model, data.input_shape, data.num_classes)
+    engine = MaskEngine(model)
+    session = TrainingSession(model, data, cfg.trainer, device=torch.device("cpu"), precision="fp32", seed=0, engine=engine)
+    snapshot = StepSnapshot(3)
+    session.callbacks.append(snapshot)
+    session.train_until(1, "train")
+    assert snapshot.state["features.bn1.num_batches_tracked"] == 3
+    engine.prune_to_density({n: p.detach().abs() for n, p in engine.params.items()}, 0.5)
+    session.rewind(snapshot.state, 3)
+    state = model.state_dict()
+    for key, value in snapshot.state.items():
+        expected = value * state[f"{key}_mask"] if f"{key}_mask" in state else value
+        assert torch.equal(state[key], expected), key
+    assert session.step == 3 and session.epoch == 0
+    expected_lr = cfg.trainer.lr  # no milestone passed yet
+    assert session.optimizer.param_groups[0]["lr"] == pytest.approx(expected_lr)
+    assert not session.optimizer.state  # a fresh optimizer
+    history = session.train_until(1, "train")  # finishes the partial epoch only
+    assert session.step == session.steps_per_epoch and len(history) == 1
+
+
+def test_gmp_cubic_values():
+    values = [gmp_sparsity(t, start_step=100, end_step=500, initial=0.0, final=0.9) for t in (100, 200, 300, 400, 500)]
+    assert values == pytest.approx([0.0, 0.5203125, 0.7875, 0.8859375, 0.9])
+    assert gmp_sparsity(50, start_step=100, end_step=500, initial=0.1, final=0.9) == 0.1
+    assert gmp_sparsity(900, start_step=100, end_step=500, initial=0.0, final=0.9) == 0.9
+
+
+def test_gmp_freezes_its_mask_at_the_end_of_the_window(tmp_path):
+    summary = run(quick_cfg("method=gmp", "trainer.epochs=4", "schedule.start_epoch=1", "schedule.end_epoch=3",
+                            "schedule.interval_steps=7"), tmp_path)
+    steps = [row["density"] for row in events(tmp_path, "prune_step")]
+    assert steps[-1] == pytest.approx(0.1, abs=1e-4)
+    assert summary["timings_s"]["find_mask"] < summary["timings_s"]["train"] + summary["timings_s"]["prune"]
+
+
+@pytest.mark.parametrize(
+    "overrides, key",
+    [
+        (["method=imp", "method.warmup_epochs=1"], "method.warmup_epochs"),
+        (["method=imp", "prune.scope=layerwise"], "prune.scope"),
+        (["method=gmp", "trainer.epochs=0"], "schedule.end_epoch"),
+        (["method=gmp", "schedule.initial_sparsity=0.95"], "schedule.initial_sparsity"),
+        (["method=drive", "method.normalization=softmax"], "method.normalization"),
+        (["method=drive", "method.warmup_epochs=0", "method.after_prune=rewind_step", "method.rewind_step=5"],
+         "method.rewind_step"),
+        (["method=synflow", "schedule=cubic"], "schedule"),
+    ],
+)
+def test_method_rules_are_checked_before_work(overrides, key):
+    with pytest.raises(ConfigError) as error:
+        validate(quick_cfg("trainer.epochs=3", *overrides))
+    assert error.value.key == key
+
+
+@pytest.mark.parametrize("after_prune", ["rewind_init", "rewind_step"])
+def test_drive_rewind_ablations_keep_the_mask_and_budget(tmp_path, after_prune):
+    summary = run(quick_cfg("method=drive", "trainer.epochs=3", "method.warmup_epochs=2", "method.iterations=5",
+                            f"method.after_prune={after_prune}", "method.rewind_step=4"), tmp_path)
+    assert summary["achieved_sparsity"] == pytest.approx(0.9, abs=1e-4)
+    assert [row["epoch"] for row in events(tmp_path, "epoch")] == [1, 2, 3]
+
+
+def test_prune_api_applies_binary_masks_to_any_module():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 10))
+    generator = torch.Generator().manual_seed(0)
+    data = [(torch.randn(16, 1, 8, 8, generator=generator), torch.randint(0, 10, (16,), generator=generator))]
+    for method in ("random", "magnitude", "snip", "grasp", "synflow", "drive"):
+        fresh = copy.deepcopy(model)
+        masks = prune(fresh, method, 0.5, data, schedule="exponential", iterations=3)
+        assert set(masks) == {"0.weight", "3.weight"}
+        assert all(mask.dtype == torch.bool for mask in masks.values())
+        kept = sum(int(mask.sum()) for mask in masks.values())
+        assert kept == keep_count(4 * 9 + 144 * 10, 0.5)
+        assert (fresh[0].weight[~masks["0.weight"]] == 0).all()
+        assert torch.equal(fresh[0].weight_mask, masks["0.weight"])
+
+
+def test_pruning_an_already_pruned_model_continues_from_its_density():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(20, 30), nn.ReLU(), nn.Linear(30, 10))
+    first = prune(model, "random", 0.5, input_shape=(20,))
+    second = prune(model, "magnitude", 0.9, schedule="exponential", iterations=4, input_shape=(20,))
+    assert all(not (second[k] & ~first[k]).any() for k in first)
+    assert sum(int(m.sum()) for m in second.values()) == keep_count(20 * 30 + 30 * 10, 0.1)
+    with pytest.raises(ConfigError, match="already sparser"):
+        prune(model, "magnitude", 0.5, schedule="exponential", iterations=2, input_shape=(20,))
+
+
+def test_prune_api_refuses_methods_that_train():
+    with pytest.raises(ValueError, match="drive-run method=imp"):
+        prune(nn.Linear(3, 2), "imp", 0.5, [(torch.randn(2, 3), torch.tensor([0, 1]))])
+    with pytest.raises(ConfigError, match="method.iteration"):
+        prune(nn.Linear(3, 2), "synflow", 0.5, input_shape=(3,), iteration=4)

@@ -1,0 +1,202 @@
+"""Scorer invariants (METHODS.md §4 items 4-6 and 9)."""
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+from torch.func import functional_call
+
+from drive_runner.pruning import compute_scores
+from drive_runner.pruning.masks import MaskEngine
+from drive_runner.pruning.scorers.drive import drive_terms, normalise
+from drive_runner.pruning.scorers.grasp import hessian_gradient_product
+from drive_runner.pruning.scorers.synflow import synflow_scores
+
+
+def lenet300(bias=True) -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Flatten(), nn.Linear(784, 300, bias=bias), nn.ReLU(), nn.Linear(300, 100, bias=bias),
+                         nn.ReLU(), nn.Linear(100, 10, bias=bias))
+
+
+def small_cnn() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(8, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 10, bias=False),
+    )
+
+
+def random_partial_mask(model: nn.Module, density=0.5, seed=1) -> MaskEngine:
+    engine = MaskEngine(model, seed=seed)
+    generator = torch.Generator().manual_seed(seed)
+    engine.prune_to_density({n: torch.rand(p.shape, generator=generator) for n, p in engine.params.items()}, density)
+    return engine
+
+
+def batches(shape=(1, 28, 28), n=2, size=16, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    return [(torch.randn((size, *shape), generator=generator), torch.randint(0, 10, (size,), generator=generator))
+            for _ in range(n)]
+
+
+@pytest.mark.parametrize("make_model, shape", [(lambda: lenet300(bias=False), (1, 28, 28)), (small_cnn, (3, 8, 8))])
+def test_synflow_conserves_the_objective_in_every_layer(make_model, shape):
+    model = make_model().eval()
+    engine = random_partial_mask(model)
+    scores = synflow_scores(model, engine.names, input_shape=shape)
+    probe = copy.deepcopy(model).double()
+    with torch.no_grad():
+        for tensor in [*probe.parameters(), *probe.buffers()]:
+            if tensor.is_floating_point():
+                tensor.abs_()
+        objective = float(probe(torch.ones((1, *shape), dtype=torch.float64)).sum())
+    for name, score in scores.items():
+        assert score.dtype == torch.float64
+        assert float(score.sum()) == pytest.approx(objective, rel=1e-9), name
+
+
+def test_synflow_reads_no_data():
+    model = lenet300()
+    first = compute_scores("synflow", model, batches(seed=1))
+    second = compute_scores("synflow", model, batches(seed=2))
+    assert all(torch.equal(first[k], second[k]) for k in first)
+
+
+def test_snip_equals_the_mask_gradient_at_one():
+    model = lenet300()
+    data = batches()
+    scores = compute_scores("snip", model, data)
+    names = list(scores)
+    params = dict(model.named_parameters())
+    gates = {name: torch.ones_like(params[name], requires_grad=True) for name in names}
+    loss = 0
+    total = sum(len(t) for _, t in data)
+    for inputs, targets in data:
+        gated = {name: params[name] * gates[name] for name in names}
+        logits = functional_call(model, gated, (inputs,))
+        loss = loss + nn.functional.cross_entropy(logits, targets, reduction="sum") / total
+    grads = torch.autograd.grad(loss, [gates[n] for n in names])
+    raw = {name: g.abs().double() for name, g in zip(names, grads)}
+    norm = sum(float(v.sum()) for v in raw.values())
+    for name in names:
+        torch.testing.assert_close(scores[name], raw[name] / norm, rtol=1e-5, atol=1e-12)
+    assert sum(float(s.sum()) for s in scores.values()) == pytest.approx(1.0)
+
+
+def test_grasp_hessian_gradient_product_matches_finite_differences():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 8), nn.Tanh(), nn.Linear(8, 4)).double()
+    data = [(torch.randn(5, 6, dtype=torch.float64), torch.randint(0, 4, (5,))) for _ in range(2)]
+    names = ["0.weight", "2.weight"]
+    temperature = 200.0
+    grad, hessian_grad = hessian_gradient_product(model, names, data, temperature)
+    params = dict(model.named_parameters())
+
+    def loss_grad(offset_sign: float, epsilon: float):
+        shifted = {n: params[n].detach() + offset_sign * epsilon * g for n, g in zip(names, grad)}
+        shifted_params = {**{k: v.detach() for k, v in params.items()}, **shifted}
+        leaves = {n: shifted_params[n].clone().requires_grad_(True) for n in names}
+        total = 0
+        for inputs, targets in data:
+            logits = functional_call(model, {**shifted_params, **leaves}, (inputs,))
+            total = total + nn.functional.cross_entropy(logits / temperature, targets)
+        return torch.autograd.grad(total, [leaves[n] for n in names])
+
+    epsilon = 1e-6
+    plus, minus = loss_grad(1.0, epsilon), loss_grad(-1.0, epsilon)
+    for h, p, m in zip(hessian_grad, plus, minus):
+        finite = (p - m) / (2 * epsilon)
+        assert float((h - finite).norm() / finite.norm()) < 1e-6
+
+
+def test_grasp_divides_logits_by_the_temperature():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 8), nn.Tanh(), nn.Linear(8, 4)).double()
+    data = [(torch.randn(5, 6, dtype=torch.float64), torch.randint(0, 4, (5,)))]
+    names = ["0.weight", "2.weight"]
+    grad_t, _ = hessian_gradient_product(model, names, data, temperature=200.0)
+    scaled = copy.deepcopy(model)
+    with torch.no_grad():
+        scaled[2].weight /= 200.0
+        scaled[2].bias /= 200.0
+    grad_1, _ = hessian_gradient_product(scaled, names, data, temperature=1.0)
+    # Logits / T equal the logits of a network whose last layer is divided by T.
+    torch.testing.assert_close(grad_t[0], grad_1[0])
+
+
+def test_grasp_scores_are_signed_and_normalised():
+    model = lenet300()
+    scores = compute_scores("grasp", model, batches())
+    values = torch.cat([s.reshape(-1) for s in scores.values()])
+    assert (values < 0).any() and (values > 0).any()
+    assert abs(float(values.sum())) == pytest.approx(1.0, rel=1e-6)
+
+
+def test_drive_terms_each_sum_to_one_over_unpruned_weights():
+    model = lenet300()
+    engine = random_partial_mask(model, density=0.3)
+    alive = list(engine.masks.values())
+    for term in drive_terms(model, engine.names, batches()):
+        normalised = normalise(term, alive, "sum")
+        total = sum(float(t[m].sum()) for t, m in zip(normalised, alive))
+        assert total == pytest.approx(1.0, rel=1e-9)
+
+
+def ranking(scores: dict, engine: MaskEngine) -> torch.Tensor:
+    """Order of the unpruned weights by score (ties are absent in these continuous scores)."""
+    flat = torch.cat([s.reshape(-1)[m.reshape(-1)] for s, m in zip(scores.values(), engine.masks.values())])
+    return torch.argsort(flat.double(), descending=True, stable=True)
+
+
+def test_drive_with_only_the_magnitude_term_is_magnitude_ranking():
+    model = lenet300()
+    engine = random_partial_mask(model)
+    drive = compute_scores("drive", model, batches(), beta=0.0, gamma=0.0)
+    magnitude = compute_scores("magnitude", model, batches())
+    assert torch.equal(ranking(drive, engine), ranking(magnitude, engine))
+
+
+def test_drive_with_only_connection_sensitivity_is_snip_ranking_on_the_same_batch():
+    model = lenet300()
+    engine = random_partial_mask(model)
+    data = batches(n=1)
+    drive = compute_scores("drive", model, data, alpha=0.0, gamma=0.0, bn_mode="eval")
+    snip = compute_scores("snip", model, data, bn_mode="eval")
+    assert torch.equal(ranking(drive, engine), ranking(snip, engine))
+
+
+def test_drive_scoring_leaves_batchnorm_buffers_bit_identical():
+    model = small_cnn()
+    model.train()
+    before = {k: v.clone() for k, v in model.named_buffers()}
+    compute_scores("drive", model, batches(shape=(3, 8, 8)), bn_mode="train")
+    compute_scores("drive", model, batches(shape=(3, 8, 8)), convergence_term="hessian_grad")
+    after = dict(model.named_buffers())
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert model.training
+
+
+@pytest.mark.parametrize("combine, normalization", [("product", "sum"), ("sum", "max"), ("sum", "none")])
+def test_drive_variants_give_finite_non_negative_scores(combine, normalization):
+    scores = compute_scores("drive", lenet300(), batches(), combine=combine, normalization=normalization)
+    for score in scores.values():
+        assert torch.isfinite(score).all() and (score >= 0).all()
+
+
+@pytest.mark.parametrize("method", ["random", "magnitude", "snip", "grasp", "synflow", "drive"])
+def test_compute_scores_covers_every_prunable_tensor_with_its_shape(method):
+    model = small_cnn()
+    scores = compute_scores(method, model, batches(shape=(3, 8, 8)))
+    params = dict(model.named_parameters())
+    assert list(scores) == ["0.weight", "4.weight", "9.weight"]
+    for name, score in scores.items():
+        assert score.shape == params[name].shape
+        assert torch.isfinite(score).all()
+
+
+def test_unknown_scorer_option_is_rejected():
+    with pytest.raises(TypeError, match="snip"):
+        compute_scores("snip", lenet300(), batches(), temprature=3)
