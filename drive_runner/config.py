@@ -88,6 +88,13 @@ class ImpConfig(MethodConfig):
 
 
 @dataclass
+class PruneTrainConfig(MethodConfig):
+    penalty_ratio: float = 0.2  # r: lambda R / (CE + lambda R) on the first mini-batch
+    threshold: float = 1e-4  # a group is dead when all its |w| are below this
+    interval: int = 10  # epochs between reconfigurations
+
+
+@dataclass
 class SynflowConfig(MethodConfig):
     iterations: int = 100
 
@@ -200,7 +207,7 @@ SCHEMAS = {
     "dataset": {"base": DatasetConfig, "digits": DigitsConfig, "synthetic": SyntheticConfig},
     "method": {
         "base": MethodConfig, "random": RandomMethodConfig, "snip": SnipConfig, "grasp": GraspConfig,
-        "synflow": SynflowConfig, "imp": ImpConfig, "drive": DriveConfig,
+        "synflow": SynflowConfig, "imp": ImpConfig, "drive": DriveConfig, "prunetrain": PruneTrainConfig,
     },
     "schedule": {"base": ScheduleConfig, "cubic": CubicScheduleConfig, "imp_levels": ImpLevelsConfig},
     "trainer": {"base": TrainerConfig},

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from drive_runner.checkpoint import checkpoint_payload
 from drive_runner.config import target_density
 from drive_runner.data import build_dataset
 from drive_runner.errors import ConfigError, DriveRunnerError, MaskError
@@ -140,6 +141,7 @@ def _run_phases(cfg, directory: RunDirectory, tracker: Tracker, console: Console
         include_bias=bool(cfg.prune.include_bias), scope=cfg.prune.scope, seed=seed,
     )
     density = method.target_density(target_density(cfg))
+    prunable_at_start = engine.total()
     console.line(
         f"drive-run: {cfg.method.name} on {cfg.model.name}/{cfg.dataset.name}, target sparsity {1 - density:.6g}, "
         f"{engine.total():,} prunable weights in {len(engine.targets)} tensors, device {device}"
@@ -169,9 +171,8 @@ def _run_phases(cfg, directory: RunDirectory, tracker: Tracker, console: Console
     with phases.measure("prune"):
         tracker.event("phase_start", phase="prune", target_density=density)
         method.find_mask(context)
-    expected = method.expected_survivors(engine, density)
     if not method.prunes_during_training:
-        _check_survivors(engine, expected, "after pruning")
+        _check_survivors(engine, method.expected_survivors(engine, density), "after pruning")
         connectivity = _mask_found(engine, data, directory, tracker, console)
 
     # Phase 3: sparse training, to the end of the epoch budget on the same schedule.
@@ -179,7 +180,7 @@ def _run_phases(cfg, directory: RunDirectory, tracker: Tracker, console: Console
         tracker.event("phase_start", phase="train", epochs=total_epochs - session.epoch)
         session.callbacks.extend(method.training_callbacks(context))
         history = session.train_until(total_epochs, "train")
-    _check_survivors(engine, expected, "after training")
+    _check_survivors(engine, method.expected_survivors(engine, density), "after training")
     if method.prunes_during_training:
         connectivity = _mask_found(engine, data, directory, tracker, console)
 
@@ -188,11 +189,15 @@ def _run_phases(cfg, directory: RunDirectory, tracker: Tracker, console: Console
         final = evaluate(model, data.test, batch_size=int(cfg.trainer.eval_batch_size), device=device,
                          precision=cfg.hardware.precision)
     tracker.event("evaluation", **final)
-    directory.save_checkpoint("final.pt", _checkpoint(cfg, model, engine, data))
+    directory.save_checkpoint("final.pt", checkpoint_payload(
+        OmegaConf.to_container(cfg.model, resolve=True), model, engine, data.input_shape, data.num_classes))
 
-    result = _result(cfg, model, engine, data, density, final, history, connectivity, phases)
+    result = _result(cfg, model, engine, data, density, final, history, connectivity, phases, prunable_at_start)
+    if method.structured:
+        result["target_sparsity"] = None  # structured methods remove channels without a sparsity target
     if mask_fixed_at:  # the mask was fixed during training (GMP)
         result["timings_s"]["find_mask"] = mask_fixed_at[-1]
+    result.update(method.summary_extras())
     return result
 
 
@@ -250,25 +255,13 @@ def _report_connectivity(connectivity: dict, engine: MaskEngine, tracker: Tracke
         console.warn("DISCONNECTED: no path of surviving weights joins the input to any output")
 
 
-def _checkpoint(cfg, model, engine: MaskEngine, data) -> dict:
-    """Everything needed to rebuild and check the model, in types torch.load(weights_only=True) accepts."""
-    return {
-        "format": "drive-runner/checkpoint-v1",
-        "model": OmegaConf.to_container(cfg.model, resolve=True),
-        "input_shape": list(data.input_shape),
-        "num_classes": data.num_classes,
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "masks": engine.mask_state(),
-    }
-
-
-def _result(cfg, model, engine, data, density, final, history, connectivity, phases: _Phases) -> dict:
+def _result(cfg, model, engine, data, density, final, history, connectivity, phases: _Phases, prunable_at_start: int) -> dict:
     layers = engine.layer_stats()
     prunable_ids = {id(t.param) for t in engine.targets}
     params_total = sum(p.numel() for p in model.parameters())
     params_unprunable = sum(p.numel() for p in model.parameters() if id(p) not in prunable_ids)
     flops_dense, flops_sparse = total_flops(model, data.input_shape)
-    achieved_density = engine.density()
+    achieved_density = engine.survivors() / prunable_at_start  # structured pruning shrinks N itself
     tested = [h["test_top1"] for h in history if "test_top1" in h]
     return {
         "target_sparsity": round(1.0 - density, 12),

@@ -111,7 +111,7 @@ def test_model_that_does_not_fit_the_images_is_caught_before_work():
 @pytest.mark.parametrize(
     "argv, expected",
     [
-        (["method=nope"], "method: unknown option 'nope'; allowed: dense, drive, gmp, grasp, imp, magnitude, random, snip, synflow"),
+        (["method=nope"], "method: unknown option 'nope'; allowed: dense, drive, gmp, grasp, imp, magnitude, prunetrain, random, snip, synflow"),
         (["trainer.epochs=abc"], "trainer.epochs: Value 'abc' of type 'str' could not be converted to Integer"),
         (["method.foo=1"], "method.foo: Key 'foo' not in 'DriveConfig'"),
     ],

@@ -34,7 +34,21 @@ class BasicBlock(nn.Module):
             self.shortcut = nn.Identity()
         self.relu2 = nn.ReLU()
 
+    @property
+    def branch_removed(self) -> bool:
+        return hasattr(self, "branch_constant")
+
+    def remove_branch(self, constant: Tensor) -> None:
+        """Drop the residual branch (structured pruning emptied it), keeping its constant output: with all
+        its conv weights zero the branch still adds BN2's shift, so keeping that per-channel constant makes
+        the removal exactly function-preserving in eval mode."""
+        for name in ("conv1", "bn1", "relu1", "conv2", "bn2"):
+            delattr(self, name)
+        self.register_buffer("branch_constant", constant.detach().reshape(1, -1, 1, 1).clone())
+
     def forward(self, x: Tensor) -> Tensor:
+        if self.branch_removed:
+            return self.relu2(self.branch_constant + self.shortcut(x))
         out = self.relu1(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
         return self.relu2(out + self.shortcut(x))

@@ -4,6 +4,7 @@
 """
 
 from drive_runner.pruning import drive, gmp, imp  # noqa: F401  (each registers its method)
+from drive_runner.structured import prunetrain  # noqa: F401  (registers the structured method)
 from drive_runner.pruning.api import compute_scores, prune
 from drive_runner.pruning.masks import MaskEngine
 

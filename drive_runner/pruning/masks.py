@@ -9,6 +9,7 @@ the weights and the optimizer state of the newly pruned entries.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from typing import Iterable, Mapping
 
@@ -138,16 +139,32 @@ class MaskEngine:
             raise ConfigError("prune.scope", f"unknown scope '{scope}'; allowed: global, layerwise")
         self.model = model
         self.scope = scope
-        self.targets = find_prunable(model, exclude, include_bias)
+        self._exclude = list(exclude)
+        self._include_bias = include_bias
         self._seed = seed
         self._selections = 0
         self._hooks: list = []
+        self._optimizers: weakref.WeakSet[torch.optim.Optimizer] = weakref.WeakSet()
+        self.targets: list[PrunableTensor] = []
+        self.rebind()
+
+    def rebind(self) -> None:
+        """(Re)discover the prunable tensors, e.g. after structured pruning replaced layers, giving new
+        tensors all-ones masks and hooking the masks into their gradients."""
+        for hook in self._hooks:
+            hook.remove()
+        self._hooks = []
+        self.targets = find_prunable(self.model, self._exclude, self._include_bias)
         for target in self.targets:
             mask_name = f"{target.attr}_mask"
-            if not hasattr(target.module, mask_name):
+            mask = getattr(target.module, mask_name, None)
+            if mask is not None and mask.shape != target.param.shape:
+                if not bool(mask.all()):
+                    raise MaskError(f"{target.name} changed shape under a sparse mask; structured surgery needs dense masks")
+                mask = None
+            if mask is None:
                 target.module.register_buffer(mask_name, torch.ones_like(target.param, dtype=torch.bool))
             self._hooks.append(target.param.register_hook(_masking_hook(target)))
-        self._optimizers: list[torch.optim.Optimizer] = []
 
     # ----------------------------------------------------------------- counts
     @property
@@ -224,7 +241,7 @@ class MaskEngine:
     # ----------------------------------------------------------------- enforcement
     def attach(self, optimizer: torch.optim.Optimizer) -> None:
         """Re-apply masks after every step of `optimizer` (weight decay and momentum cannot revive weights)."""
-        self._optimizers.append(optimizer)
+        self._optimizers.add(optimizer)
         optimizer.register_step_post_hook(lambda *_: self.apply())
 
     @torch.no_grad()

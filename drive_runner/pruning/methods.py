@@ -64,6 +64,7 @@ class PruningMethod:
     default_schedule = "oneshot"
     prunes_during_training = False  # True: the mask is only final after training (GMP)
     needs_session = False  # True: find_mask trains the network (IMP), so it only runs inside the runner
+    structured = False  # True: removes whole channels physically instead of masking weights (PruneTrain)
 
     def __init__(self, cfg, schedule_cfg):
         self.cfg = cfg
@@ -93,6 +94,10 @@ class PruningMethod:
 
     def find_mask(self, ctx: PruningContext) -> None:
         """Leave every weight in place."""
+
+    def summary_extras(self) -> dict:
+        """Method-specific results for summary.json, known once training is over."""
+        return {}
 
     def warmup_callbacks(self, ctx: PruningContext) -> list:
         """Training-loop callbacks for the dense warm-up (e.g. snapshotting a step to rewind to)."""

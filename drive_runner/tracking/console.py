@@ -103,7 +103,7 @@ def summary_rows(summary: dict) -> list[tuple[str, str]]:
         ("status", str(summary.get("status"))),
         ("test accuracy (top-1)", f"{summary.get('test_acc', float('nan')):.4f}"),
         ("test accuracy (top-5)", f"{summary.get('test_top5', float('nan')):.4f}"),
-        ("target / achieved sparsity", f"{summary.get('target_sparsity'):.6g} / {summary.get('achieved_sparsity'):.6g}"),
+        ("target / achieved sparsity", f"{_number(summary.get('target_sparsity'))} / {_number(summary.get('achieved_sparsity'))}"),
         ("parameters non-zero / total", f"{summary.get('params_nonzero'):,} / {summary.get('params_total'):,}"),
         ("FLOPs sparse / dense", f"{summary.get('flops_sparse'):,} / {summary.get('flops_dense'):,}"),
         ("collapsed layers", ", ".join(summary.get("collapsed_layers", [])) or "none"),
@@ -111,4 +111,13 @@ def summary_rows(summary: dict) -> list[tuple[str, str]]:
         ("total time", f"{timings.get('total', 0):.1f}s"),
         ("run directory", str(summary.get("run_dir"))),
     ]
+    if "flops_reduction" in summary:  # structured pruning: the training cost it removed
+        rows[6:6] = [
+            ("training FLOPs per sample, final vs initial", f"-{summary['flops_reduction']:.1%}"),
+            ("epoch time, last vs first", f"-{summary['epoch_time_reduction']:.1%}"),
+        ]
     return rows
+
+
+def _number(value) -> str:
+    return "n/a" if value is None else f"{value:.6g}"

@@ -25,8 +25,8 @@ from drive_runner.train.optim import build_optimizer, lr_factor
 class TrainingCallback:
     """Hooks a method can hang on the loop (gradual pruning, regularisers, model surgery)."""
 
-    def extra_loss(self, model: nn.Module) -> torch.Tensor | None:
-        """A term added to the task loss (e.g. a group-lasso penalty)."""
+    def extra_loss(self, model: nn.Module, task_loss: torch.Tensor) -> torch.Tensor | None:
+        """A term added to the task loss (e.g. a group-lasso penalty, scaled from the first task loss)."""
         return None
 
     def on_step_end(self, session: "TrainingSession") -> None:
@@ -200,7 +200,7 @@ class TrainingSession:
                 loss = F.cross_entropy(logits.float(), targets)
                 total = loss
                 for callback in self.callbacks:
-                    extra = callback.extra_loss(self.model)
+                    extra = callback.extra_loss(self.model, loss)
                     if extra is not None:
                         total = total + extra
             self.optimizer.zero_grad(set_to_none=True)

@@ -1,0 +1,44 @@
+"""The checkpoint format: everything needed to rebuild the trained model, in types that
+torch.load(..., weights_only=True) accepts (tensors, dicts, lists, strings, numbers)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from drive_runner.models import build_model
+from drive_runner.pruning.masks import MaskEngine
+from drive_runner.structured import architecture
+
+FORMAT = "drive-runner/checkpoint-v1"
+
+
+def checkpoint_payload(model_cfg: dict, model: nn.Module, engine: MaskEngine, input_shape, num_classes: int) -> dict:
+    return {
+        "format": FORMAT,
+        "model": model_cfg,
+        "input_shape": list(input_shape),
+        "num_classes": num_classes,
+        "architecture": architecture.describe(model),  # channels per layer: a shrunken model rebuilds from it
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "masks": engine.mask_state(),
+    }
+
+
+def load_checkpoint(path: str | Path) -> tuple[nn.Module, MaskEngine]:
+    """The model of a checkpoint, rebuilt to its saved widths, with its masks, checked (METHODS.md §0.5)."""
+    payload = torch.load(path, weights_only=True, map_location="cpu")
+    if payload.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a drive-runner checkpoint")
+    model = build_model(payload["model"], tuple(payload["input_shape"]), payload["num_classes"])
+    architecture.apply(model, payload["architecture"])
+    engine = MaskEngine(model, exclude=[n for n in _prunable_names(model) if n not in payload["masks"]])
+    model.load_state_dict(payload["state_dict"])
+    engine.verify(expected_survivors=sum(int(m.sum()) for m in payload["masks"].values()))
+    return model, engine
+
+
+def _prunable_names(model: nn.Module) -> list[str]:
+    return [f"{name}.weight" for name, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]

@@ -1,0 +1,107 @@
+"""PruneTrain as a method: the group-lasso penalty is added to every training step, and every `interval`
+epochs the network is rebuilt without its dead channels (METHODS.md §2)."""
+
+from __future__ import annotations
+
+from drive_runner.errors import ConfigError
+from drive_runner.pruning.masks import MaskEngine
+from drive_runner.pruning.methods import PruningContext, PruningMethod, register_method
+from drive_runner.structured.architecture import output_widths
+from drive_runner.structured.group_lasso import grouped_layers, penalty, strength_from_ratio
+from drive_runner.structured.reconfigure import reconfigure
+from drive_runner.train.flops import training_flops
+from drive_runner.train.loop import TrainingCallback
+
+
+@register_method
+class PruneTrain(PruningMethod):
+    name = "prunetrain"
+    prunes_during_training = True
+    needs_session = True
+    structured = True  # removes whole channels; there is no unstructured sparsity target
+
+    def check_config(self, cfg) -> None:
+        if not 0 < self.cfg.penalty_ratio < 1:
+            raise ConfigError("method.penalty_ratio", f"must be in (0, 1), got {self.cfg.penalty_ratio}")
+        if self.cfg.interval < 1:
+            raise ConfigError("method.interval", f"must be an integer >= 1 (epochs), got {self.cfg.interval}")
+        if self.cfg.threshold <= 0:
+            raise ConfigError("method.threshold", f"must be > 0, got {self.cfg.threshold}")
+
+    def expected_survivors(self, engine: MaskEngine, density: float) -> int:
+        return engine.total()  # no masks: pruned channels leave the model instead
+
+    def training_callbacks(self, ctx: PruningContext) -> list:
+        self._tracker = _GroupLassoAndReconfigure(ctx, self.cfg)
+        return [self._tracker]
+
+    def summary_extras(self) -> dict:
+        return self._tracker.summary()
+
+
+class _GroupLassoAndReconfigure(TrainingCallback):
+    def __init__(self, ctx: PruningContext, cfg):
+        self.ctx = ctx
+        self.ratio = float(cfg.penalty_ratio)
+        self.threshold = float(cfg.threshold)
+        self.interval = int(cfg.interval)
+        self.layers = grouped_layers(ctx.model)
+        self.strength: float | None = None
+        self.initial_widths = output_widths(ctx.model)
+        self.initial_flops = self.flops = training_flops(ctx.model, ctx.input_shape)
+        self.epoch_flops: list[int] = []
+        self.epoch_times: list[float] = []
+        self.reconfigurations: list[dict] = []
+
+    def extra_loss(self, model, task_loss):
+        group_penalty = penalty(self.layers)
+        if self.strength is None:  # fixed once, from the first mini-batch (never re-tuned)
+            self.strength = strength_from_ratio(self.ratio, task_loss.item(), group_penalty.item())
+            self.ctx.log("group_lasso", strength=self.strength, penalty_ratio=self.ratio)
+        return self.strength * group_penalty
+
+    def on_epoch_end(self, session, metrics: dict) -> None:
+        model = self.ctx.model
+        metrics["train_flops_per_sample"] = self.flops  # of the architecture this epoch trained
+        metrics["params"] = sum(p.numel() for p in model.parameters())
+        metrics["channels"] = output_widths(model)
+        self.epoch_flops.append(self.flops)
+        self.epoch_times.append(metrics["epoch_time_s"])
+        if session.epoch % self.interval == 0:
+            self._reconfigure(session)
+
+    def _reconfigure(self, session) -> None:
+        model = self.ctx.model
+        state = {p: s for p, s in session.optimizer.state.items() if s}
+        report = reconfigure(model, self.ctx.input_shape, self.threshold, state)
+        if report.changed:
+            self.layers = grouped_layers(model)
+            self.ctx.engine.rebind()
+            session.reset_optimizer()  # same LR schedule position, new parameter objects
+            session.optimizer.state.update(report.optimizer_state)
+            self.flops = training_flops(model, self.ctx.input_shape)
+        event = {
+            "epoch": session.epoch,
+            "removed_channels": sum(report.removed_channels.values()),
+            "removed_branches": report.removed_branches,
+            "params": sum(p.numel() for p in model.parameters()),
+            "train_flops_per_sample": self.flops,
+        }
+        self.reconfigurations.append(event)
+        self.ctx.log("reconfigure", **event)
+
+    def summary(self) -> dict:
+        epochs = len(self.epoch_flops)
+        return {
+            "group_lasso_strength": self.strength,
+            # Final vs initial per-sample training FLOPs (the final architecture's cost).
+            "flops_reduction": 1.0 - self.flops / self.initial_flops,
+            # The whole run's training cost against a dense run of the same length (the authors' measure).
+            "training_flops_reduction": 1.0 - sum(self.epoch_flops) / (self.initial_flops * epochs) if epochs else 0.0,
+            "epoch_time_reduction": 1.0 - self.epoch_times[-1] / self.epoch_times[0] if epochs > 1 else 0.0,
+            "train_flops_initial": self.initial_flops,
+            "train_flops_final": self.flops,
+            "channels_initial": self.initial_widths,
+            "channels_final": output_widths(self.ctx.model),
+            "reconfigurations": self.reconfigurations,
+        }

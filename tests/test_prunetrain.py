@@ -1,0 +1,199 @@
+"""PruneTrain: the group-lasso penalty, the channel union, surgery that preserves the function, and
+checkpoints of a shrunken model (METHODS.md §2 and §4 item 14)."""
+
+import copy
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from drive_runner.checkpoint import checkpoint_payload, load_checkpoint
+from drive_runner.errors import ConfigError
+from drive_runner.models import build_model
+from drive_runner.pipeline import run
+from drive_runner.pruning.masks import MaskEngine
+from drive_runner.structured import architecture
+from drive_runner.structured.group_lasso import grouped_layers, penalty, strength_from_ratio
+from drive_runner.structured.reconfigure import _dependency_graph, channel_sets, reconfigure
+from drive_runner.train.flops import training_flops
+from drive_runner.validation import validate
+from tests.conftest import quick_cfg
+
+
+def model_with_statistics(name: str, shape=(3, 16, 16), seed=0) -> nn.Module:
+    """A model whose BN layers have non-trivial running statistics and affine parameters."""
+    torch.manual_seed(seed)
+    model = build_model({"name": name}, shape, 10)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                module.running_mean.uniform_(-0.5, 0.5)
+                module.running_var.uniform_(0.5, 2.0)
+                module.weight.uniform_(0.5, 1.5)
+                module.bias.uniform_(-0.3, 0.3)
+    return model.eval()
+
+
+def kill(model: nn.Module, producers=(), consumers=(), channels=()):
+    """Zero output filters of `producers` and input slices of `consumers` for `channels`."""
+    with torch.no_grad():
+        for name in producers:
+            model.get_submodule(name).weight[list(channels)] = 0
+        for name in consumers:
+            model.get_submodule(name).weight[:, list(channels)] = 0
+
+
+def assert_same_function(before: nn.Module, after: nn.Module, shape=(3, 16, 16)):
+    inputs = torch.randn(8, *shape, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected, actual = before(inputs), after(inputs)
+    assert float((expected - actual).norm() / expected.norm()) < 1e-5
+
+
+def test_strength_makes_the_penalty_share_equal_the_ratio_on_the_first_batch():
+    model = build_model({"name": "resnet20"}, (3, 32, 32), 10)
+    layers = grouped_layers(model)
+    inputs, targets = torch.randn(16, 3, 32, 32), torch.randint(0, 10, (16,))
+    task = nn.functional.cross_entropy(model(inputs), targets)
+    group_penalty = penalty(layers)
+    strength = strength_from_ratio(0.2, task.item(), group_penalty.item())
+    share = strength * group_penalty / (task + strength * group_penalty)
+    assert share.item() == pytest.approx(0.2, rel=1e-6)
+
+
+def test_group_families_skip_the_image_channels_and_the_class_outputs():
+    model = build_model({"name": "vgg11"}, (3, 32, 32), 10)
+    layers = {layer.name: layer for layer in grouped_layers(model)}
+    assert not layers["features.conv1"].input_groups and layers["features.conv1"].output_groups
+    assert layers["classifier"].input_groups and not layers["classifier"].output_groups
+    assert layers["features.conv2"].input_groups and layers["features.conv2"].output_groups
+
+
+def test_residual_channel_sets_match_the_hand_table():
+    model = build_model({"name": "resnet20"}, (3, 32, 32), 10)
+    graph = _dependency_graph(model, (3, 32, 32))
+    names = {id(m): n for n, m in model.named_modules()}
+    sets = {}
+    for group in graph.get_all_groups(root_module_types=[nn.Conv2d, nn.Linear], ignored_layers=[model.fc]):
+        members = {(names[id(i.dep.target.module)], i.dep.handler.__name__.split("_")[1]) for i in group.items
+                   if isinstance(i.dep.target.module, (nn.Conv2d, nn.Linear))}
+        sets[names[id(group.items[0].dep.target.module)]] = members
+    stage1 = next(s for s in sets.values() if ("conv1", "out") in s)
+    assert stage1 == {("conv1", "out"), *{(f"layer1.{b}.conv2", "out") for b in range(3)},
+                      *{(f"layer1.{b}.conv1", "in") for b in range(3)}, ("layer2.0.conv1", "in"),
+                      ("layer2.0.shortcut.0", "in")}
+    stage3 = next(s for s in sets.values() if ("fc", "in") in s)
+    assert stage3 == {("layer3.0.shortcut.0", "out"), *{(f"layer3.{b}.conv2", "out") for b in range(3)},
+                      *{(f"layer3.{b}.conv1", "in") for b in (1, 2)}, ("fc", "in")}
+    inner = next(s for s in sets.values() if ("layer2.1.conv1", "out") in s)
+    assert inner == {("layer2.1.conv1", "out"), ("layer2.1.conv2", "in")}
+    assert len(sets) == 3 + 9  # three residual streams and one inner set per block
+
+
+def test_vgg_surgery_preserves_the_function_and_slices_momentum_and_bn():
+    model = model_with_statistics("vgg11")
+    kill(model, producers=["features.conv3"], consumers=["features.conv4"], channels=range(0, 256, 3))
+    kill(model, producers=["features.conv4"], channels=[5])  # filter dead but its consumer slice alive: kept
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    for param in model.parameters():
+        optimizer.state[param]["momentum_buffer"] = torch.randn_like(param)
+    reference = copy.deepcopy(model)
+    old_momentum = optimizer.state[model.features.conv4.weight]["momentum_buffer"].clone()
+    old_bn = reference.features.bn3
+    report = reconfigure(model, (3, 16, 16), 1e-4, dict(optimizer.state))
+
+    kept = [c for c in range(256) if c % 3]
+    assert model.features.conv3.out_channels == len(kept) and model.features.conv4.in_channels == len(kept)
+    assert model.features.conv4.out_channels == 256
+    assert report.removed_channels == {"features.conv3": 256 - len(kept)}
+    assert_same_function(reference, model)
+    new_momentum = report.optimizer_state[model.features.conv4.weight]["momentum_buffer"]
+    assert torch.equal(new_momentum, old_momentum[:, kept])
+    bn = model.features.bn3
+    assert torch.equal(bn.running_mean, old_bn.running_mean[kept])
+    assert torch.equal(bn.running_var, old_bn.running_var[kept])
+    assert torch.equal(bn.weight.detach(), old_bn.weight.detach()[kept])
+
+
+def test_resnet_stream_channel_goes_only_when_every_writer_and_reader_is_dead():
+    model = model_with_statistics("resnet20")
+    writers = ["layer2.0.shortcut.0", "layer2.0.conv2", "layer2.1.conv2", "layer2.2.conv2"]
+    readers = ["layer2.1.conv1", "layer2.2.conv1", "layer3.0.conv1", "layer3.0.shortcut.0"]
+    kill(model, producers=writers, consumers=readers, channels=[3, 7])
+    kill(model, producers=writers, consumers=readers[:-1], channels=[9])  # one reader still uses channel 9
+    reference = copy.deepcopy(model)
+    reconfigure(model, (3, 16, 16), 1e-4)
+    assert model.layer2[0].conv2.out_channels == 30 and model.layer3[0].shortcut[0].in_channels == 30
+    assert_same_function(reference, model)
+
+
+def test_resnet_block_inner_channels_and_a_dead_branch():
+    model = model_with_statistics("resnet20")
+    kill(model, producers=["layer1.1.conv1"], consumers=["layer1.1.conv2"], channels=range(10))
+    kill(model, producers=["layer3.2.conv1"], consumers=["layer3.2.conv2"], channels=range(64))
+    reference = copy.deepcopy(model)
+    report = reconfigure(model, (3, 16, 16), 1e-4)
+    assert model.layer1[1].conv1.out_channels == 6
+    assert report.removed_branches == ["layer3.2"] and model.layer3[2].branch_removed
+    assert not hasattr(model.layer3[2], "conv1")
+    assert_same_function(reference, model)
+
+
+def test_dead_branch_of_a_downsampling_block_keeps_its_projection():
+    model = model_with_statistics("resnet20")
+    kill(model, producers=["layer2.0.conv1"], consumers=["layer2.0.conv2"], channels=range(32))
+    reference = copy.deepcopy(model)
+    reconfigure(model, (3, 16, 16), 1e-4)
+    assert model.layer2[0].branch_removed and isinstance(model.layer2[0].shortcut, nn.Sequential)
+    assert_same_function(reference, model)
+
+
+def test_shrunken_model_checkpoint_reloads_with_weights_only(tmp_path: Path):
+    model = model_with_statistics("resnet20")
+    kill(model, producers=["layer1.0.conv1"], consumers=["layer1.0.conv2"], channels=range(16))
+    kill(model, producers=["layer2.2.conv1"], consumers=["layer2.2.conv2"], channels=range(5))
+    reconfigure(model, (3, 16, 16), 1e-4)
+    engine = MaskEngine(model)
+    torch.save(checkpoint_payload({"name": "resnet20"}, model, engine, (3, 16, 16), 10), tmp_path / "final.pt")
+    description = torch.load(tmp_path / "final.pt", weights_only=True)["architecture"]
+    assert description["removed_branches"] == ["layer1.0"]
+    assert description["layers"]["layer2.2.conv1"] == [32, 27]
+    reloaded, _ = load_checkpoint(tmp_path / "final.pt")
+    assert_same_function(model, reloaded.eval())
+    assert architecture.describe(reloaded) == architecture.describe(model)
+
+
+def test_training_flops_follow_the_cost_model():
+    conv = nn.Conv2d(4, 8, 3, padding=1, bias=False)
+    model = nn.Sequential(conv, nn.Flatten(), nn.Linear(8 * 5 * 5, 10))
+    model.classifier_name = "2"
+    forward_and_weight_gradient = 2 * 4 * 9 * 8 * 25
+    data_gradient = 7 * 7 * 8 * 9 * 4
+    assert training_flops(model, (4, 5, 5)) == forward_and_weight_gradient + data_gradient + 3 * 200 * 10
+
+
+@pytest.mark.parametrize("override, key", [("method.penalty_ratio=1.0", "method.penalty_ratio"),
+                                           ("method.penalty_ratio=0", "method.penalty_ratio"),
+                                           ("method.interval=0", "method.interval")])
+def test_bad_knobs_are_refused(override, key):
+    with pytest.raises(ConfigError) as error:
+        validate(quick_cfg("method=prunetrain", override))
+    assert error.value.key == key
+
+
+def test_prunetrain_run_shrinks_the_model_and_reports_it(tmp_path: Path):
+    # A short run with a strong penalty and a coarse threshold, so channels die within a few epochs.
+    summary = run(quick_cfg("method=prunetrain", "model=resnet20", "dataset.image_size=16", "trainer.epochs=4",
+                            "method.interval=2", "method.penalty_ratio=0.9", "method.threshold=0.02"), tmp_path)
+    assert summary["status"] == "completed" and summary["target_sparsity"] is None
+    assert sum(summary["channels_final"].values()) < sum(summary["channels_initial"].values())
+    assert 0 < summary["flops_reduction"] < 1 and summary["train_flops_final"] < summary["train_flops_initial"]
+    assert [r["epoch"] for r in summary["reconfigurations"]] == [2, 4]
+    reloaded, _ = load_checkpoint(tmp_path / "checkpoints" / "final.pt")
+    from drive_runner.data import build_dataset
+    from drive_runner.train.loop import evaluate
+
+    data = build_dataset(quick_cfg("dataset.image_size=16").dataset)
+    accuracy = evaluate(reloaded, data.test, batch_size=256, device=torch.device("cpu"))["top1"]
+    assert accuracy == pytest.approx(summary["test_acc"])
