@@ -157,7 +157,7 @@ def _run_phases(cfg, directory: RunDirectory, tracker: Tracker, console: Console
         examples=_example_sampler(data.train, seed), next_batches=_batch_stream(data.train, session.batch_size, seed),
         session=session, initial_state=session.snapshot(),
         on_step=lambda step, achieved: tracker.event("prune_step", step=step, density=achieved),
-        log=tracker.event, mark_mask_fixed=lambda: mask_fixed_at.append(phases.since_start()),
+        log=tracker.event, mark_mask_fixed=lambda: mask_fixed_at.append(phases.since_start()), warn=console.warn,
     )
     total_epochs = int(cfg.trainer.epochs)
 

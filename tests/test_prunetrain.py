@@ -197,3 +197,23 @@ def test_prunetrain_run_shrinks_the_model_and_reports_it(tmp_path: Path):
     data = build_dataset(quick_cfg("dataset.image_size=16").dataset)
     accuracy = evaluate(reloaded, data.test, batch_size=256, device=torch.device("cpu"))["top1"]
     assert accuracy == pytest.approx(summary["test_acc"])
+
+
+def test_lenet5_flattened_classifier_input_is_cut_per_channel():
+    torch.manual_seed(0)
+    model = build_model({"name": "lenet5"}, (1, 28, 28), 10).eval()
+    with torch.no_grad():
+        model.conv2.weight[[1, 4]] = 0
+        columns = torch.arange(800).reshape(50, 16)[[1, 4]].reshape(-1)
+        model.fc3.weight[:, columns] = 0
+    reference = copy.deepcopy(model)
+    reconfigure(model, (1, 28, 28), 1e-4)
+    assert model.conv2.out_channels == 48 and model.fc3.in_features == 48 * 16
+    assert_same_function(reference, model, shape=(1, 28, 28))
+
+
+def test_a_short_run_that_removes_nothing_says_why(tmp_path: Path, capsys):
+    summary = run(quick_cfg("method=prunetrain", "model=resnet20", "dataset.image_size=16", "trainer.epochs=1",
+                            "method.interval=1"), tmp_path)
+    assert summary["flops_reduction"] == 0.0 and summary["penalty_budget"] > 0
+    assert "PruneTrain removed no channel" in capsys.readouterr().err

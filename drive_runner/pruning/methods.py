@@ -44,6 +44,8 @@ class PruningContext:
     log: Callable[..., None] = lambda event, **fields: None
     # Called by methods that fix their mask during training (GMP), for the find-mask time.
     mark_mask_fixed: Callable[[], None] = lambda: None
+    # A warning for the user (console and log).
+    warn: Callable[[str], None] = lambda message: None
 
 
 METHODS: dict[str, type["PruningMethod"]] = {}
