@@ -8,11 +8,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from drive_runner.memory.heads import ExitModel, build_head
 from drive_runner.models import build_model
 from drive_runner.pruning.masks import MaskEngine
 from drive_runner.structured import architecture
 
 FORMAT = "drive-runner/checkpoint-v1"
+EXIT_FORMAT = "drive-runner/exit-v1"
 
 
 def checkpoint_payload(model_cfg: dict, model: nn.Module, engine: MaskEngine, input_shape, num_classes: int) -> dict:
@@ -42,3 +44,29 @@ def load_checkpoint(path: str | Path) -> tuple[nn.Module, MaskEngine]:
 
 def _prunable_names(model: nn.Module) -> list[str]:
     return [f"{name}.weight" for name, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+
+
+def exit_checkpoint_payload(model_cfg: dict, exit_model: nn.Module, spec: dict, input_shape, num_classes: int) -> dict:
+    """NeuroFlux's streamlined model: the first `spec["units"]` units of the network and one head."""
+    return {
+        "format": EXIT_FORMAT,
+        "model": model_cfg,
+        "input_shape": list(input_shape),
+        "num_classes": num_classes,
+        "exit": spec,  # {"units": n, "head": head spec, or None for the model's own head}
+        "state_dict": {k: v.detach().cpu() for k, v in exit_model.state_dict().items()},
+    }
+
+
+def load_exit_model(path: str | Path) -> nn.Module:
+    """A NeuroFlux exit model, standalone: rebuilt from the config and the exit description, in eval mode."""
+    payload = torch.load(path, weights_only=True, map_location="cpu")
+    if payload.get("format") != EXIT_FORMAT:
+        raise ValueError(f"{path} is not a drive-runner exit checkpoint")
+    model = build_model(payload["model"], tuple(payload["input_shape"]), payload["num_classes"])
+    units, own_head = model.units()
+    spec = payload["exit"]
+    head = build_head(spec["head"]) if spec["head"] else own_head
+    exit_model = ExitModel(units[: spec["units"]], head)
+    exit_model.load_state_dict(payload["state_dict"])
+    return exit_model.eval()

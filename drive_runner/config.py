@@ -150,10 +150,12 @@ class PruneConfig:
 class TrainerConfig:
     name: str = "backprop"
     epochs: int = 160
-    batch_size: Any = 128  # an int >= 1 (Any so a later 'auto' can be expressed)
+    batch_size: Any = 128  # an int >= 1, or auto: the largest power of two that fits hardware.memory_budget_mb
     eval_batch_size: int = 512
     optimizer: str = "sgd"  # sgd | adam
     lr: float = 0.1
+    lr_reference_batch: int = 128  # the batch size `lr` is meant for
+    lr_scaling: str = "linear"  # linear | none: LR scaling when the batch size is chosen for a memory budget
     momentum: float = 0.9
     nesterov: bool = False
     weight_decay: float = 1e-4
@@ -164,12 +166,32 @@ class TrainerConfig:
     eval_every: int = 1  # test-set evaluation every N epochs (the last epoch is always evaluated)
 
 
+@dataclass
+class NeuroFluxConfig(TrainerConfig):
+    """NeuroFlux (METHODS.md §3): block-wise local learning under a memory budget."""
+
+    epochs_per_block: Optional[int] = None  # None = max(10, ceil(epochs / #blocks))
+    group_ratio: float = 2.0  # a new block starts when per-sample memory changes by more than this factor
+    reserve: float = 0.10  # fraction of the budget kept free (fragmentation)
+    min_block_batch: int = 8
+    max_block_batch: int = 1024
+    min_aux_filters: int = 16
+    min_steps_per_epoch: int = 16  # caps a block's batch so each block epoch still has this many steps
+    block_weight_decay: float = 5e-4
+    cache: str = "auto"  # auto (memory-mapped file on disk when larger than the budget) | memory | disk
+    cache_precision: str = "fp16"  # fp16 | bf16 | fp32
+    cache_aug: str = "auto"  # auto (feature when the dataset augments) | feature | none
+    val_fraction: float = 0.1  # training images held out to choose the exit
+    exit_tolerance: float = 1.0  # points of validation accuracy the chosen exit may trail the best one
+
+
 # --------------------------------------------------------------------------- hardware
 @dataclass
 class HardwareConfig:
     device: str = "auto"  # auto | cpu | cuda
     precision: str = "fp32"  # fp32 | bf16 (autocast, CUDA only)
     memory_budget_mb: Optional[float] = None  # None = unlimited
+    memory_margin_mb: float = 0.0  # added to every measured peak (allocator slack)
     num_workers: int = 2  # data-loader workers for on-disk image datasets
     threads: Optional[int] = None  # torch CPU threads; None = torch's default
 
@@ -210,7 +232,7 @@ SCHEMAS = {
         "synflow": SynflowConfig, "imp": ImpConfig, "drive": DriveConfig, "prunetrain": PruneTrainConfig,
     },
     "schedule": {"base": ScheduleConfig, "cubic": CubicScheduleConfig, "imp_levels": ImpLevelsConfig},
-    "trainer": {"base": TrainerConfig},
+    "trainer": {"base": TrainerConfig, "neuroflux": NeuroFluxConfig},
     "hardware": {"base": HardwareConfig},
     "logger": {"base": LoggerConfig},
 }

@@ -18,10 +18,13 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from drive_runner.checkpoint import checkpoint_payload
+from drive_runner.checkpoint import checkpoint_payload, exit_checkpoint_payload
 from drive_runner.config import target_density
 from drive_runner.data import build_dataset
 from drive_runner.errors import ConfigError, DriveRunnerError, MaskError
+from drive_runner.memory.accounting import MB
+from drive_runner.memory.budget import BatchChoice, choose_batch_size, enforce_on_cuda
+from drive_runner.memory.neuroflux import NeuroFluxTrainer
 from drive_runner.models import build_model
 from drive_runner.pruning.collapse import connectivity_report
 from drive_runner.pruning.masks import MaskEngine
@@ -135,6 +138,8 @@ def _run_phases(cfg, directory: RunDirectory, tracker: Tracker, console: Console
     data = build_dataset(cfg.dataset, seed=seed, num_workers=int(cfg.hardware.num_workers))
     torch.manual_seed(seed)  # the initialisation depends on the seed alone, not on what the data loader drew
     model = build_model(cfg.model, input_shape=data.input_shape, num_classes=data.num_classes).to(device)
+    if cfg.trainer.name == "neuroflux":
+        return _run_neuroflux(cfg, model, data, device, directory, tracker, console, phases)
     method = build_method(cfg.method, cfg.schedule)
     engine = MaskEngine(
         model, exclude=[*cfg.prune.exclude, *method.excluded_tensors(model, cfg.model.name)],
@@ -146,9 +151,16 @@ def _run_phases(cfg, directory: RunDirectory, tracker: Tracker, console: Console
         f"drive-run: {cfg.method.name} on {cfg.model.name}/{cfg.dataset.name}, target sparsity {1 - density:.6g}, "
         f"{engine.total():,} prunable weights in {len(engine.targets)} tensors, device {device}"
     )
+    batch = choose_batch_size(model, data.input_shape, data.num_classes, data.train.num_samples, cfg.trainer,
+                              cfg.hardware, device)
+    if batch.memory is not None:
+        console.line(f"memory: batch {batch.batch_size} fits the {cfg.hardware.memory_budget_mb:g} MB budget "
+                     f"(modelled peak {batch.memory.peak(batch.batch_size) / MB:.1f} MB, lr x {batch.lr_scale:g})")
+    enforce_on_cuda(cfg.hardware.memory_budget_mb, device)
     session = TrainingSession(
         model, data, cfg.trainer, device=device, precision=cfg.hardware.precision, seed=seed, engine=engine,
-        progress=console, on_epoch=tracker.epoch,
+        progress=console, on_epoch=tracker.epoch, batch_size=batch.batch_size, lr_scale=batch.lr_scale,
+        memory_static_bytes=batch.memory.static + batch.memory.margin if batch.memory else None,
     )
     mask_fixed_at: list[float] = []
     context = PruningContext(
@@ -197,7 +209,46 @@ def _run_phases(cfg, directory: RunDirectory, tracker: Tracker, console: Console
         result["target_sparsity"] = None  # structured methods remove channels without a sparsity target
     if mask_fixed_at:  # the mask was fixed during training (GMP)
         result["timings_s"]["find_mask"] = mask_fixed_at[-1]
+    result["memory"] = _memory_report(batch, session, cfg.hardware.memory_budget_mb, device)
     result.update(method.summary_extras())
+    return result
+
+
+def _memory_report(batch: BatchChoice, session: TrainingSession, budget_mb: float | None, device) -> dict:
+    report = batch.report(budget_mb)
+    if batch.memory is not None:
+        report["measured_peak_mb"] = session.measured_peak_bytes / MB  # the largest step actually trained
+        report["within_budget"] = session.measured_peak_bytes <= budget_mb * MB
+    if device.type == "cuda":
+        report["cuda_peak_mb"] = torch.cuda.max_memory_allocated(device) / MB  # allocator view, context excluded
+    return report
+
+
+def _run_neuroflux(cfg, model, data, device, directory: RunDirectory, tracker: Tracker, console: Console,
+                   phases: _Phases) -> dict:
+    """NeuroFlux replaces warm-up, pruning and training: blocks trained locally under the memory budget;
+    the deployed model is the chosen early exit."""
+    console.line(f"drive-run: NeuroFlux on {cfg.model.name}/{cfg.dataset.name}, device {device}")
+    enforce_on_cuda(cfg.hardware.memory_budget_mb, device)
+    trainer = NeuroFluxTrainer(model, data, cfg.trainer, cfg.hardware, device=device, seed=int(cfg.seed),
+                               run_dir=directory.path, log=tracker.event, line=console.line, warn=console.warn)
+    with phases.measure("train"):
+        outcome = trainer.fit()
+    exit_model = outcome.exit_model
+    with phases.measure("eval"):
+        final = evaluate(exit_model, data.test, batch_size=int(cfg.trainer.eval_batch_size), device=device,
+                         precision=cfg.hardware.precision)
+    tracker.event("evaluation", **final)
+    model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
+    directory.save_checkpoint("exit.pt", exit_checkpoint_payload(
+        model_cfg, exit_model, outcome.exit_spec, data.input_shape, data.num_classes))
+    engine = MaskEngine(exit_model)  # dense: for the per-layer report of the deployed model
+    connectivity = connectivity_report(engine, data.input_shape)
+    result = _result(cfg, exit_model, engine, data, 1.0, final, [], connectivity, phases, engine.total())
+    chosen = outcome.report["exits"][outcome.report["chosen_exit"]]
+    console.line(f"neuroflux: exit after unit {chosen['unit']} ({chosen['params']:,} of "
+                 f"{outcome.report['full_model_params']:,} parameters), test_acc {final['top1']:.4f}")
+    result["neuroflux"] = outcome.report
     return result
 
 

@@ -54,8 +54,8 @@ def _choice(*options: str) -> Callable[[str, Any], None]:
 
 
 def _batch_size(key: str, value: Any) -> None:
-    ok = isinstance(value, int) and not isinstance(value, bool) and value >= 1
-    _check(key, ok, f"must be an integer >= 1, got {value!r}")
+    ok = value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value >= 1)
+    _check(key, ok, f"must be an integer >= 1 or auto, got {value!r}")
 
 
 RULES: dict[str, Callable[[str, Any], None]] = {
@@ -73,6 +73,9 @@ RULES: dict[str, Callable[[str, Any], None]] = {
     "trainer.eval_every": _number(1, integer=True),
     "trainer.optimizer": _choice("sgd", "adam"),
     "trainer.lr_schedule": _choice("multistep", "cosine", "constant"),
+    "trainer.lr_reference_batch": _number(1, integer=True),
+    "trainer.lr_scaling": _choice("linear", "none"),
+    "hardware.memory_margin_mb": _number(0),
     "method.warmup_epochs": _number(0, integer=True),
     "method.iterations": _number(1, integer=True),
     "prune.scope": _choice("global", "layerwise"),
@@ -107,6 +110,19 @@ OPTIONAL_RULES: dict[str, Callable[[str, Any], None]] = {
     "method.convergence_term": _choice("grad", "hessian_grad"),
     "method.after_prune": _choice("continue", "rewind_init", "rewind_step"),
     "schedule.fraction": _number(0, 1, low_open=True, high_open=True),
+    "trainer.epochs_per_block": _number(1, integer=True, optional=True),
+    "trainer.group_ratio": _number(1, low_open=True),
+    "trainer.reserve": _number(0, 1, high_open=True),
+    "trainer.min_block_batch": _number(1, integer=True),
+    "trainer.max_block_batch": _number(1, integer=True),
+    "trainer.min_aux_filters": _number(1, integer=True),
+    "trainer.min_steps_per_epoch": _number(1, integer=True),
+    "trainer.block_weight_decay": _number(0),
+    "trainer.cache": _choice("auto", "memory", "disk"),
+    "trainer.cache_precision": _choice("fp16", "bf16", "fp32"),
+    "trainer.cache_aug": _choice("auto", "feature", "none"),
+    "trainer.val_fraction": _number(0, 1, low_open=True, high_open=True),
+    "trainer.exit_tolerance": _number(0),
     "schedule.interval_steps": _number(1, integer=True),
     "schedule.initial_sparsity": _number(0, 1, high_open=True),
     "schedule.start_epoch": _number(0, integer=True, optional=True),
@@ -130,7 +146,7 @@ def _registered_names() -> dict[str, list[str]]:
         "dataset": dataset_names(),
         "method": method_names(),
         "schedule": sorted(SCHEDULE_NAMES),
-        "trainer": ["backprop"],
+        "trainer": ["backprop", "neuroflux"],
     }
 
 
@@ -182,4 +198,9 @@ def _check_buildable(cfg: DictConfig) -> None:
     build_method(cfg.method, cfg.schedule).check_config(cfg)
     input_shape, num_classes = describe(cfg.dataset)
     with torch.device("meta"):
-        build_model(cfg.model, input_shape=input_shape, num_classes=num_classes)
+        model = build_model(cfg.model, input_shape=input_shape, num_classes=num_classes)
+    if cfg.trainer.name == "neuroflux":
+        _check("method", cfg.method.name == "dense",
+               "trainer=neuroflux trains a dense network with local losses; use method=dense (its default)")
+        _check("model", hasattr(model, "units"), f"NeuroFlux cannot split {cfg.model.name} into units; "
+               "use a LeNet, VGG, AlexNet or CIFAR-stem ResNet")

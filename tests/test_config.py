@@ -14,8 +14,8 @@ from tests.conftest import REPO, make_cfg
 
 GROUPS = ["model", "dataset", "method", "schedule", "trainer", "recipe", "hardware", "logger", "experiment"]
 SCHEMA_GROUPS = ["model", "dataset", "method", "schedule", "trainer", "hardware", "logger"]
-RECIPE_KEYS = {"epochs", "batch_size", "optimizer", "lr", "momentum", "nesterov", "weight_decay", "lr_schedule",
-               "lr_milestones", "lr_gamma", "lr_warmup_epochs"}
+RECIPE_KEYS = {"epochs", "batch_size", "lr_reference_batch", "optimizer", "lr", "momentum", "nesterov", "weight_decay",
+               "lr_schedule", "lr_milestones", "lr_gamma", "lr_warmup_epochs"}
 
 
 def options(group: str) -> list[str]:

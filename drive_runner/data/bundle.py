@@ -31,6 +31,11 @@ class BatchSource(ABC):
     def num_samples(self) -> int:
         return len(self.labels)
 
+    @property
+    def augments(self) -> bool:
+        """Whether `augment=True` changes anything (NeuroFlux augments cached features only then)."""
+        return False
+
     @abstractmethod
     def batches(
         self,

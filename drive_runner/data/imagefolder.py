@@ -89,6 +89,10 @@ class ImageFileSource(BatchSource):
     def labels(self) -> Tensor:
         return self._labels
 
+    @property
+    def augments(self) -> bool:
+        return self.train_transform is not None
+
     def batches(
         self,
         batch_size: int,

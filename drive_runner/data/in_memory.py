@@ -44,6 +44,10 @@ class InMemorySource(BatchSource):
     def labels(self) -> Tensor:
         return self._labels
 
+    @property
+    def augments(self) -> bool:
+        return self.crop_padding is not None
+
     def batches(
         self,
         batch_size: int,

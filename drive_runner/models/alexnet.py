@@ -6,7 +6,7 @@ from collections import OrderedDict
 
 from torch import nn
 
-from drive_runner.models.registry import register_model, require_image_size
+from drive_runner.models.registry import chain_units, register_model, require_image_size
 
 # The stride-4 stem and three 2x2 max-pools leave at least 1 px only from 29 px upwards.
 MIN_IMAGE_SIZE = 29
@@ -16,6 +16,10 @@ class AlexNet(nn.Sequential):
     """Five convs with bias and ReLU, no batch norm, then global average pool and one Linear."""
 
     classifier_name = "classifier"
+
+    def units(self) -> tuple[list[nn.Module], nn.Module]:
+        """Local-learning units (conv + ReLU and a following pool) and the model's own head."""
+        return chain_units(self.features), nn.Sequential(self.avgpool, self.flatten, self.classifier)
 
     def __init__(self, in_channels: int, num_classes: int):
         features = OrderedDict(

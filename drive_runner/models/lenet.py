@@ -17,6 +17,10 @@ class LeNet300(nn.Sequential):
 
     classifier_name = "fc3"
 
+    def units(self) -> tuple[list[nn.Module], nn.Module]:
+        """Local-learning units (each hidden layer with its ReLU) and the output layer."""
+        return [nn.Sequential(self.flatten, self.fc1, self.relu1), nn.Sequential(self.fc2, self.relu2)], self.fc3
+
     def __init__(self, input_shape, num_classes: int):
         channels, height, width = input_shape
         super().__init__(
@@ -35,6 +39,11 @@ class LeNet5(nn.Sequential):
     """LeNet-5 as in Caffe and the SNIP code: no ReLU after the convs, one hidden FC layer of 500."""
 
     classifier_name = "fc4"
+
+    def units(self) -> tuple[list[nn.Module], nn.Module]:
+        """Local-learning units (each conv with its pool, the hidden FC layer) and the output layer."""
+        return [nn.Sequential(self.conv1, self.pool1), nn.Sequential(self.conv2, self.pool2),
+                nn.Sequential(self.flatten, self.fc3, self.relu3)], self.fc4
 
     def __init__(self, input_shape, num_classes: int):
         channels, height, width = input_shape

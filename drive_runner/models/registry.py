@@ -70,3 +70,14 @@ def build_model(cfg: Any, input_shape: InputShape, num_classes: int) -> nn.Modul
         bn_init=option(cfg, "bn_init", "constant"),
     )
     return model
+
+
+def chain_units(features: nn.Sequential) -> list[nn.Module]:
+    """Split a conv chain into local-learning units: each starts at a conv and keeps the layers (BN, ReLU,
+    pool) up to the next conv."""
+    units: list[list[nn.Module]] = []
+    for module in features:
+        if isinstance(module, nn.Conv2d) or not units:
+            units.append([])
+        units[-1].append(module)
+    return [nn.Sequential(*unit) for unit in units]

@@ -83,6 +83,11 @@ class ResNet(nn.Module):
         self.flatten = nn.Flatten()
         self.fc = nn.Linear(channels, num_classes)
 
+    def units(self) -> tuple[list[nn.Module], nn.Module]:
+        """Local-learning units (the stem, then every block: a skip cannot be split) and the model's own head."""
+        blocks = [block for stage in range(1, self.num_stages + 1) for block in getattr(self, f"layer{stage}")]
+        return [nn.Sequential(self.conv1, self.bn1, self.relu), *blocks], nn.Sequential(self.avgpool, self.flatten, self.fc)
+
     def forward(self, x: Tensor) -> Tensor:
         x = self.relu(self.bn1(self.conv1(x)))
         for stage in range(1, self.num_stages + 1):

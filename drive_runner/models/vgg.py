@@ -8,7 +8,7 @@ from typing import List, Union
 
 from torch import nn
 
-from drive_runner.models.registry import register_model, require_image_size
+from drive_runner.models.registry import chain_units, register_model, require_image_size
 
 # Plan entries: an int is a 3x3 conv with that many filters (+ BN + ReLU); "M" is a 2x2 max-pool.
 PLANS = {
@@ -42,6 +42,10 @@ class VGG(nn.Sequential):
     """Conv features, global average pool (open_lth's 2x2 avg-pool at 32 px), one Linear classifier."""
 
     classifier_name = "classifier"
+
+    def units(self) -> tuple[list[nn.Module], nn.Module]:
+        """Local-learning units (conv + BN + ReLU and a following pool) and the model's own head."""
+        return chain_units(self.features), nn.Sequential(self.avgpool, self.flatten, self.classifier)
 
     def __init__(self, in_channels: int, plan: List[Union[int, str]], num_classes: int):
         super().__init__(

@@ -164,7 +164,8 @@ class MaskEngine:
                 mask = None
             if mask is None:
                 target.module.register_buffer(mask_name, torch.ones_like(target.param, dtype=torch.bool))
-            self._hooks.append(target.param.register_hook(_masking_hook(target)))
+            if target.param.requires_grad:  # frozen tensors get no gradients to mask
+                self._hooks.append(target.param.register_hook(_masking_hook(target)))
 
     # ----------------------------------------------------------------- counts
     @property

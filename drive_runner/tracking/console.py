@@ -87,7 +87,8 @@ class Console:
         )
 
     def summary_table(self, summary: dict) -> None:
-        table = Table(title=f"drive-run: {summary.get('method')} on {summary.get('model')}/{summary.get('dataset')}")
+        trainer = " (NeuroFlux)" if "neuroflux" in summary else ""
+        table = Table(title=f"drive-run: {summary.get('method')}{trainer} on {summary.get('model')}/{summary.get('dataset')}")
         table.add_column("result")
         table.add_column("value", justify="right")
         for key, value in summary_rows(summary):

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from drive_runner.errors import TrainingDiverged
+from drive_runner.memory.accounting import SavedTensorMeter
 from drive_runner.train.metrics import topk_correct
 from drive_runner.train.optim import build_optimizer, lr_factor
 
@@ -103,6 +104,9 @@ class TrainingSession:
         callbacks: Iterable[TrainingCallback] = (),
         progress: Progress | None = None,
         on_epoch: Callable[[dict], None] = lambda metrics: None,
+        batch_size: int | None = None,
+        lr_scale: float = 1.0,
+        memory_static_bytes: int | None = None,
     ):
         self.model = model
         self.data = data
@@ -114,8 +118,13 @@ class TrainingSession:
         self.callbacks = list(callbacks)
         self.progress = progress or _Silent()
         self.on_epoch = on_epoch
-        self.batch_size = int(trainer_cfg.batch_size)
+        self.batch_size = int(batch_size or trainer_cfg.batch_size)
+        self.lr_scale = lr_scale
         self.steps_per_epoch = max(data.train.num_batches(self.batch_size), 1)
+        # With a memory budget, every step's saved tensors are counted: the measured peak of the run.
+        self._memory_static = memory_static_bytes
+        self._meter = SavedTensorMeter([model]) if memory_static_bytes is not None else None
+        self.measured_peak_bytes = 0
         self.epoch = 0  # epochs completed
         self.step = 0  # optimizer steps taken
         self.optimizer = self.scheduler = None
@@ -123,7 +132,9 @@ class TrainingSession:
 
     def reset_optimizer(self) -> None:
         """A fresh optimizer and LR schedule positioned at the current step (used after rewinding or surgery)."""
-        self.optimizer = build_optimizer(self.model.parameters(), self.cfg)
+        if self._meter is not None:  # surgery may have replaced parameters: exclude the new ones
+            self._meter = SavedTensorMeter([self.model])
+        self.optimizer = build_optimizer(self.model.parameters(), self.cfg, lr=self.cfg.lr * self.lr_scale)
         if self.engine is not None:
             self.engine.attach(self.optimizer)
         factor = lr_factor(self.cfg, self.steps_per_epoch)
@@ -182,6 +193,12 @@ class TrainingSession:
             self.progress.end_phase()
         return history
 
+    def _measuring(self):
+        if self._meter is None:
+            return contextlib.nullcontext()
+        self._meter.reset()
+        return self._meter.measuring()
+
     def _train_one_epoch(self, phase: str) -> dict:
         self.model.train()
         started = time.perf_counter()
@@ -195,7 +212,7 @@ class TrainingSession:
         done_in_epoch = self.step - self.epoch * self.steps_per_epoch  # > 0 only after a mid-epoch rewind
         for inputs, targets in itertools.islice(batches, done_in_epoch, None):
             inputs, targets = inputs.to(self.device, non_blocking=True), targets.to(self.device, non_blocking=True)
-            with autocast_context(self.device, self.precision):
+            with autocast_context(self.device, self.precision), self._measuring():
                 logits = self.model(inputs)
                 loss = F.cross_entropy(logits.float(), targets)
                 total = loss
@@ -203,6 +220,9 @@ class TrainingSession:
                     extra = callback.extra_loss(self.model, loss)
                     if extra is not None:
                         total = total + extra
+            if self._meter is not None:
+                step_bytes = self._memory_static + self._meter.bytes + inputs.numel() * inputs.element_size()
+                self.measured_peak_bytes = max(self.measured_peak_bytes, step_bytes)
             self.optimizer.zero_grad(set_to_none=True)
             total.backward()
             self.optimizer.step()

@@ -10,13 +10,16 @@ import torch
 from drive_runner.errors import ConfigError
 
 
-def build_optimizer(params: Iterable[torch.nn.Parameter], cfg) -> torch.optim.Optimizer:
+def build_optimizer(
+    params: Iterable[torch.nn.Parameter], cfg, lr: float | None = None, weight_decay: float | None = None
+) -> torch.optim.Optimizer:
+    """The recipe's optimizer; `lr` and `weight_decay` override the recipe's values (scaled LR, NeuroFlux)."""
+    lr = cfg.lr if lr is None else lr
+    weight_decay = cfg.weight_decay if weight_decay is None else weight_decay
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(
-            params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov, weight_decay=cfg.weight_decay
-        )
+        return torch.optim.SGD(params, lr=lr, momentum=cfg.momentum, nesterov=cfg.nesterov, weight_decay=weight_decay)
     if cfg.optimizer == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
     raise ConfigError("trainer.optimizer", f"unknown optimizer '{cfg.optimizer}'; allowed: sgd, adam")
 
 

@@ -1,0 +1,103 @@
+"""NeuroFlux: units and heads, blocks within the budget, local learning, the cache, the exit model."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from drive_runner.checkpoint import load_exit_model
+from drive_runner.data import build_dataset
+from drive_runner.errors import ConfigError
+from drive_runner.memory.cache import ActivationCache
+from drive_runner.memory.heads import build_head, filter_candidates, head_spec
+from drive_runner.pipeline import run
+from drive_runner.train.loop import evaluate
+from drive_runner.validation import validate
+from tests.conftest import make_cfg
+
+BUDGET_MB = 80
+
+
+def neuroflux_cfg(*overrides):
+    return make_cfg("trainer=neuroflux", "dataset=digits", "dataset.image_size=16", "model=vgg11", "logger=none",
+                    f"hardware.memory_budget_mb={BUDGET_MB}", "trainer.epochs_per_block=2", *overrides)
+
+
+@pytest.fixture(scope="module")
+def neuroflux_run(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("neuroflux")
+    return run(neuroflux_cfg("trainer.cache_precision=fp32"), run_dir), run_dir
+
+
+def test_every_block_fits_the_budget_and_the_model_predicts_it(neuroflux_run):
+    summary, _ = neuroflux_run
+    blocks = summary["neuroflux"]["blocks"]
+    assert len(blocks) >= 2
+    assert [u for block in blocks for u in block["units"]] == list(range(8))
+    for block in blocks:
+        assert block["measured_peak_mb"] <= BUDGET_MB
+        assert block["measured_peak_mb"] == pytest.approx(block["modelled_peak_mb"], rel=0.10)
+        assert block["batch_size"] & (block["batch_size"] - 1) == 0
+
+
+def test_the_chosen_exit_is_the_shallowest_within_a_point_and_reloads_exactly(neuroflux_run):
+    summary, run_dir = neuroflux_run
+    report = summary["neuroflux"]
+    exits = report["exits"]
+    best = max(e["val_acc"] for e in exits)
+    chosen = report["chosen_exit"]
+    assert exits[chosen]["val_acc"] >= best - 0.01
+    assert all(e["val_acc"] < best - 0.01 for e in exits[:chosen])
+    assert summary["params_total"] == exits[chosen]["params"] == report["exit_params"]
+    assert [e["params"] for e in exits[:-1]] == sorted(e["params"] for e in exits[:-1])
+
+    model = load_exit_model(run_dir / "checkpoints" / "exit.pt")
+    data = build_dataset(neuroflux_cfg().dataset)
+    accuracy = evaluate(model, data.test, batch_size=256, device=torch.device("cpu"))["top1"]
+    assert accuracy == summary["test_acc"]
+    assert sum(p.numel() for p in model.parameters()) == summary["params_total"]
+
+
+def test_cached_activations_equal_a_fresh_pass_of_the_frozen_block():
+    cache = ActivationCache(5, (3, 4, 4), "fp16")
+    values = torch.randn(5, 3, 4, 4)
+    cache.write(0, values)
+    torch.testing.assert_close(cache.read(torch.arange(5)), values, atol=2e-3, rtol=1e-3)
+
+
+def test_disk_cache_is_a_memory_mapped_file(tmp_path: Path):
+    cache = ActivationCache(4, (2, 3), "fp32", tmp_path / "cache" / "block0.bin")
+    cache.write(0, torch.arange(24.0).reshape(4, 2, 3))
+    assert (tmp_path / "cache" / "block0.bin").stat().st_size == 4 * 2 * 3 * 4
+    reopened = torch.from_file(str(tmp_path / "cache" / "block0.bin"), size=24, dtype=torch.float32)
+    assert torch.equal(reopened, torch.arange(24.0))
+    assert cache.location == "disk"
+
+
+def test_a_disk_cached_run_completes_and_says_so(tmp_path: Path):
+    summary = run(neuroflux_cfg("model=lenet5", "dataset.image_size=28", "trainer.cache=disk",
+                                "trainer.epochs_per_block=1"), tmp_path)
+    assert summary["status"] == "completed"
+    assert all(c["location"] == "disk" for c in summary["neuroflux"]["caches"])
+    assert list((tmp_path / "cache").glob("*.bin"))
+
+
+def test_head_width_candidates_and_shapes():
+    assert filter_candidates(512, 16) == [512, 256, 128, 64]
+    assert filter_candidates(64, 16) == [64, 32, 16]
+    assert filter_candidates(20, 16) == [20, 16]
+    head = build_head(head_spec((64, 8, 8), 32, 10))
+    assert head(torch.randn(2, 64, 8, 8)).shape == (2, 10)
+    assert build_head(head_spec((300,), 0, 10))(torch.randn(2, 300)).shape == (2, 10)
+
+
+def test_a_budget_too_small_for_a_block_is_refused(tmp_path: Path):
+    with pytest.raises(ConfigError, match="hardware.memory_budget_mb"):
+        run(neuroflux_cfg("hardware.memory_budget_mb=20"), tmp_path)
+
+
+@pytest.mark.parametrize("overrides, key", [(["method=drive"], "method"), (["model=resnet18", "dataset.image_size=128"], "model")])
+def test_neuroflux_needs_a_dense_model_it_can_split(overrides, key):
+    with pytest.raises(ConfigError) as error:
+        validate(neuroflux_cfg(*overrides))
+    assert error.value.key == key
