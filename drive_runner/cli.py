@@ -70,6 +70,15 @@ _single_run_errors: list[BaseException] = []
 _hydra_main = hydra.main(config_path=f"pkg://{CONFIG_MODULE}", config_name=CONFIG_NAME, version_base="1.3")(_task)
 
 
+def compose_config(overrides: list[str], defaults: list[str] = ()) -> DictConfig:
+    """drive-run's config for these overrides, without running anything (scripts, tools, tests).
+    `defaults` are overrides that apply unless `overrides` sets the same key."""
+    keys = {item.split("=", 1)[0] for item in overrides}
+    chosen = [item for item in defaults if item.split("=", 1)[0] not in keys]
+    with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
+        return compose(config_name=CONFIG_NAME, overrides=[*chosen, *overrides])
+
+
 # ----------------------------------------------------------------------------- error text
 def one_line(error: BaseException) -> str:
     """Hydra and OmegaConf errors are multi-line; keep the part that names the key and the problem."""

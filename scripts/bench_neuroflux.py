@@ -13,29 +13,30 @@ from __future__ import annotations
 
 import sys
 import tempfile
+from dataclasses import fields
 from pathlib import Path
 
 import torch
-from hydra import compose, initialize_config_module
 
-from drive_runner.cli import CONFIG_MODULE, CONFIG_NAME
+from drive_runner.cli import compose_config
+from drive_runner.config import TrainerConfig
 from drive_runner.data import describe
 from drive_runner.memory.accounting import MB, fit_memory_model, optimizer_slots
 from drive_runner.models import build_model
 from drive_runner.pipeline import run
 from drive_runner.pruning.masks import MaskEngine
-from drive_runner.tracking.console import Console
+from drive_runner.tracking.console import QuietConsole
 
 DEFAULTS = ["dataset=digits", "dataset.image_size=32", "model=vgg11", "logger=none"]
 BACKPROP_BATCH = 16
 
 
 def config(trainer: str, overrides: list[str]):
-    keys = {o.split("=", 1)[0] for o in overrides}
-    base = [d for d in DEFAULTS if d.split("=", 1)[0] not in keys]
-    extra = ["trainer.batch_size=auto", "method=dense"] if trainer == "backprop" else []
-    with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
-        return compose(config_name=CONFIG_NAME, overrides=[*base, f"trainer={trainer}", *extra, *overrides])
+    if trainer == "backprop":  # NeuroFlux-only knobs (trainer.epochs_per_block, ...) do not reach backprop
+        known = {f.name for f in fields(TrainerConfig)}
+        overrides = ["trainer.batch_size=auto", "method=dense",
+                     *[o for o in overrides if not o.startswith("trainer.") or o[8:].split("=")[0] in known]]
+    return compose_config([f"trainer={trainer}", *overrides], DEFAULTS)
 
 
 def default_budget(overrides: list[str]) -> str:
@@ -51,17 +52,6 @@ def default_budget(overrides: list[str]) -> str:
     return f"hardware.memory_budget_mb={budget / MB:.1f}"
 
 
-class _Quiet(Console):
-    def __init__(self):
-        super().__init__(interactive=False)
-
-    def line(self, text: str) -> None:
-        pass
-
-    def summary_table(self, summary: dict) -> None:
-        pass
-
-
 def main(overrides: list[str]) -> None:
     if not any(o.startswith("hardware.memory_budget_mb=") for o in overrides):
         overrides = [*overrides, default_budget(overrides)]
@@ -69,8 +59,8 @@ def main(overrides: list[str]) -> None:
         backprop_cfg, neuroflux_cfg = config("backprop", overrides), config("neuroflux", overrides)
         print(f"{backprop_cfg.model.name} on {backprop_cfg.dataset.name}, budget {backprop_cfg.hardware.memory_budget_mb} MB, "
               f"{backprop_cfg.trainer.epochs} epochs, device {'cuda' if torch.cuda.is_available() else 'cpu'}", flush=True)
-        backprop = run(backprop_cfg, Path(scratch) / "backprop", console=_Quiet())
-        neuroflux = run(neuroflux_cfg, Path(scratch) / "neuroflux", console=_Quiet())
+        backprop = run(backprop_cfg, Path(scratch) / "backprop", console=QuietConsole())
+        neuroflux = run(neuroflux_cfg, Path(scratch) / "neuroflux", console=QuietConsole())
 
     memory = backprop["memory"]
     report = neuroflux["neuroflux"]

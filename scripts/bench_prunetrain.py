@@ -16,40 +16,24 @@ import sys
 import tempfile
 from pathlib import Path
 
-from hydra import compose, initialize_config_module
-
-from drive_runner.cli import CONFIG_MODULE, CONFIG_NAME
+from drive_runner.cli import compose_config
 from drive_runner.data import describe
 from drive_runner.models import build_model
 from drive_runner.pipeline import run
-from drive_runner.tracking.console import Console
+from drive_runner.tracking.console import QuietConsole
 from drive_runner.train.flops import training_flops
 
 DEFAULTS = ["dataset=digits", "dataset.image_size=32", "model=resnet20", "logger=none"]
 
 
 def config(method: str, overrides: list[str]):
-    keys = {o.split("=", 1)[0] for o in overrides}
-    base = [d for d in DEFAULTS if d.split("=", 1)[0] not in keys]
     mine = [o for o in overrides if not o.startswith("method.") or method == "prunetrain"]
-    with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
-        return compose(config_name=CONFIG_NAME, overrides=[*base, f"method={method}", *mine])
+    return compose_config([f"method={method}", *mine], DEFAULTS)
 
 
 def epochs(run_dir: Path) -> list[dict]:
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     return [row for row in rows if row["event"] == "epoch"]
-
-
-class _Quiet(Console):
-    def __init__(self):
-        super().__init__(interactive=False)
-
-    def line(self, text: str) -> None:
-        pass
-
-    def summary_table(self, summary: dict) -> None:
-        pass
 
 
 def main(overrides: list[str]) -> None:
@@ -59,8 +43,8 @@ def main(overrides: list[str]) -> None:
               f"{dense_cfg.trainer.epochs} epochs, batch {dense_cfg.trainer.batch_size}, "
               f"penalty ratio {prune_cfg.method.penalty_ratio}, reconfiguration every {prune_cfg.method.interval} epochs",
               flush=True)
-        dense = run(dense_cfg, Path(scratch) / "dense", console=_Quiet())
-        pruned = run(prune_cfg, Path(scratch) / "prunetrain", console=_Quiet())
+        dense = run(dense_cfg, Path(scratch) / "dense", console=QuietConsole())
+        pruned = run(prune_cfg, Path(scratch) / "prunetrain", console=QuietConsole())
         dense_epochs, pruned_epochs = epochs(Path(scratch) / "dense"), epochs(Path(scratch) / "prunetrain")
 
     input_shape, num_classes = describe(dense_cfg.dataset)

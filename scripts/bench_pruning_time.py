@@ -16,25 +16,21 @@ import time
 from pathlib import Path
 
 import torch
-from hydra import compose, initialize_config_module
 
-from drive_runner.cli import CONFIG_MODULE, CONFIG_NAME
+from drive_runner.cli import compose_config
 from drive_runner.data import build_dataset
 from drive_runner.models import build_model
 from drive_runner.pipeline import run
 from drive_runner.pruning.masks import MaskEngine
 from drive_runner.pruning.sampling import batch_stream
 from drive_runner.pruning.scorers import get_scorer
-from drive_runner.tracking.console import Console
+from drive_runner.tracking.console import Console, QuietConsole
 
 DEFAULTS = ["dataset=digits", "model=lenet300", "sparsity=0.9", "logger=none"]
 
 
 def config(method: str, overrides: list[str]):
-    keys = {o.split("=", 1)[0] for o in overrides}
-    base = [d for d in DEFAULTS if d.split("=", 1)[0] not in keys]
-    with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
-        return compose(config_name=CONFIG_NAME, overrides=[*base, f"method={method}", *overrides])
+    return compose_config([f"method={method}", *overrides], DEFAULTS)
 
 
 def step_costs(cfg, repeats: int = 20) -> tuple[float, float]:
@@ -68,7 +64,7 @@ def main(overrides: list[str]) -> None:
     with tempfile.TemporaryDirectory() as scratch:
         for method in ("drive", "imp"):
             cfg = config(method, overrides)
-            results[method] = run(cfg, Path(scratch) / method, console=_Quiet())
+            results[method] = run(cfg, Path(scratch) / method, console=QuietConsole())
             console.line(f"{method}: find-mask {results[method]['timings_s']['find_mask']:.2f}s, "
                          f"test_acc {results[method]['test_acc']:.4f}")
     drive, imp = results["drive"], results["imp"]
@@ -85,19 +81,6 @@ def main(overrides: list[str]) -> None:
           "(how many times faster DRIVE finds its mask)")
     print(f"DRIVE iteration    : {per_iteration * 1e3:.2f} ms = {per_iteration / per_step:.2f} training steps "
           f"({per_step * 1e3:.2f} ms each, batch {cfg.trainer.batch_size})")
-
-
-class _Quiet(Console):
-    """Epoch lines off: the benchmark prints its own numbers."""
-
-    def __init__(self):
-        super().__init__(interactive=False)
-
-    def line(self, text: str) -> None:
-        pass
-
-    def summary_table(self, summary: dict) -> None:
-        pass
 
 
 if __name__ == "__main__":

@@ -9,18 +9,15 @@ import sys
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_module
-
-from drive_runner.cli import CONFIG_MODULE, CONFIG_NAME
+from drive_runner.cli import compose_config
 
 REPO = Path(__file__).resolve().parents[1]
 DRIVE_RUN = Path(sys.executable).with_name("drive-run")
 
 
 def make_cfg(*overrides: str):
-    """The composed config for these overrides (same config module and name as the CLI)."""
-    with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
-        return compose(config_name=CONFIG_NAME, overrides=list(overrides))
+    """The composed config for these overrides (as the CLI composes it)."""
+    return compose_config(list(overrides))
 
 
 def quick_cfg(*overrides: str):

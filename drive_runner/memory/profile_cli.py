@@ -11,10 +11,9 @@ from __future__ import annotations
 import sys
 
 import torch
-from hydra import compose, initialize_config_module
 from rich.table import Table
 
-from drive_runner.cli import CONFIG_MODULE, CONFIG_NAME, one_line
+from drive_runner.cli import compose_config, one_line
 from drive_runner.data import describe
 from drive_runner.memory.accounting import MB, fit_memory_model, optimizer_slots
 from drive_runner.memory.budget import powers_of_two
@@ -24,8 +23,7 @@ from drive_runner.validation import validate
 
 
 def profile(overrides: list[str]) -> None:
-    with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
-        cfg = compose(config_name=CONFIG_NAME, overrides=overrides)
+    cfg = compose_config(overrides)
     validate(cfg)
     input_shape, num_classes = describe(cfg.dataset)
     torch.manual_seed(int(cfg.seed))

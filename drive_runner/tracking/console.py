@@ -122,3 +122,16 @@ def summary_rows(summary: dict) -> list[tuple[str, str]]:
 
 def _number(value) -> str:
     return "n/a" if value is None else f"{value:.6g}"
+
+
+class QuietConsole(Console):
+    """Warnings only: for programs that run the pipeline and print their own numbers (benchmarks)."""
+
+    def __init__(self):
+        super().__init__(interactive=False)
+
+    def line(self, text: str) -> None:
+        log.info(text)
+
+    def summary_table(self, summary: dict) -> None:
+        pass

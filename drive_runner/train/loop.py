@@ -237,7 +237,9 @@ class TrainingSession:
         self.epoch += 1
         train_loss = float(loss_sum) / max(count, 1)
         if not math.isfinite(train_loss):
-            raise TrainingDiverged(f"training diverged: loss is {train_loss} in epoch {self.epoch} ({phase})")
+            lr = self.cfg.lr * self.lr_scale
+            raise TrainingDiverged(f"training diverged: loss is {train_loss} in epoch {self.epoch} ({phase}); "
+                                   f"try a lower trainer.lr (now {lr:g})")
         return {
             "phase": phase,
             "epoch": self.epoch,

@@ -1,0 +1,36 @@
+"""The benchmark scripts run end to end (tiny settings) and print the numbers they promise."""
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO
+
+
+def bench(script: str, *overrides: str) -> str:
+    result = subprocess.run([sys.executable, str(REPO / "scripts" / script), *overrides], capture_output=True,
+                            text=True, cwd=REPO, timeout=600)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_pruning_time_benchmark_prints_both_times_and_the_ratio():
+    out = bench("bench_pruning_time.py", "trainer.epochs=2", "sparsity=0.5")
+    assert "DRIVE find-mask" in out and "IMP find-mask" in out and "ratio IMP / DRIVE" in out
+    assert "training steps" in out
+
+
+def test_prunetrain_benchmark_prints_both_runs():
+    out = bench("bench_prunetrain.py", "trainer.epochs=2", "dataset.image_size=16", "method.interval=1")
+    assert "accuracy" in out and "training FLOPs" in out and "epoch time" in out
+    rows = [line for line in out.splitlines() if line.strip()[:1].isdigit() and "|" in line]
+    assert len(rows) == 2  # one row per epoch with both runs side by side
+
+
+@pytest.mark.parametrize("overrides", [["model=lenet300", "dataset.image_size=8", "trainer.epochs=2",
+                                        "trainer.epochs_per_block=1"]])
+def test_neuroflux_benchmark_prints_both_runs(overrides):
+    out = bench("bench_neuroflux.py", *overrides)
+    for label in ("backprop", "neuroflux", "speed-up", "parameters", "within the budget"):
+        assert label in out
