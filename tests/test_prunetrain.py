@@ -15,7 +15,7 @@ from drive_runner.pipeline import run
 from drive_runner.pruning.masks import MaskEngine
 from drive_runner.structured import architecture
 from drive_runner.structured.group_lasso import grouped_layers, penalty, strength_from_ratio
-from drive_runner.structured.reconfigure import _dependency_graph, channel_sets, reconfigure
+from drive_runner.structured.reconfigure import _dependency_graph, reconfigure
 from drive_runner.train.flops import training_flops
 from drive_runner.validation import validate
 from tests.conftest import quick_cfg

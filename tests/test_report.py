@@ -38,3 +38,16 @@ def test_nested_values_and_formats(runs):
     assert "| snip | - | 91.00 ± 1.41 |" in markdown
     assert "91.00 $\\pm$ 1.41" in to_latex(accuracy, scale=100)
     assert "snip,0.9,0.91" in to_csv(accuracy)
+
+
+def test_report_command_prints_latex_and_refuses_empty_directories(runs, tmp_path, capsys):
+    from drive_runner.report.__main__ import main
+
+    root = runs[0]["run_dir"].rsplit("/", 1)[0]
+    assert main([root, "--format", "latex"]) == 0
+    assert "91.00 $\\pm$ 1.41" in capsys.readouterr().out
+    assert main([root, "--value", "timings_s.find_mask", "--format", "markdown"]) == 0
+    assert "| snip | - | 2.00 ± 1.41 |" in capsys.readouterr().out
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main([str(empty)]) == 1

@@ -50,25 +50,27 @@ class IterativeMagnitudePruning(PruningMethod):
 
     def find_mask(self, ctx: PruningContext) -> None:
         session, engine = ctx.session, ctx.engine
-        rewind_step = int(self.cfg.rewind_step)
-        snapshot = StepSnapshot(rewind_step)
-        session.callbacks.append(snapshot)
-        total_epochs = int(session.cfg.epochs)
         levels = self.level_survivors(engine, ctx.target_density)
         if not levels:
             return
+        rewind_step = int(self.cfg.rewind_step)
+        snapshot = StepSnapshot(rewind_step)
+        session.callbacks.append(snapshot)
+        self._train_level(ctx, 0)  # dense, keeping the state at the rewind step
+        session.callbacks.remove(snapshot)
+        rewind_state = ctx.initial_state if rewind_step == 0 else snapshot.state
+        if rewind_state is None:
+            raise ConfigError("method.rewind_step", f"step {rewind_step} is beyond the training run ({session.step} steps)")
         for level, survivors in enumerate(levels):
             if level > 0:
                 session.rewind(rewind_state, rewind_step)
-            history = session.train_until(total_epochs, f"imp-level-{level}")
-            if level == 0:
-                session.callbacks.remove(snapshot)
-                rewind_state = ctx.initial_state if rewind_step == 0 else snapshot.state
-                if rewind_state is None:
-                    raise ConfigError("method.rewind_step", f"step {rewind_step} is beyond the training run ({session.step} steps)")
-            ctx.log("imp_level", level=level, density=engine.density(),
-                    test_acc=history[-1].get("test_top1") if history else None)
-            scores = {name: param.detach().abs() for name, param in engine.params.items()}
-            engine.prune_to_count(scores, survivors)
+                self._train_level(ctx, level)
+            engine.prune_to_count({name: p.detach().abs() for name, p in engine.params.items()}, survivors)
             ctx.on_step(level + 1, engine.density())
         session.rewind(rewind_state, rewind_step)  # the final ticket trains in the sparse-training phase
+
+    @staticmethod
+    def _train_level(ctx: PruningContext, level: int) -> None:
+        history = ctx.session.train_until(int(ctx.session.cfg.epochs), f"imp-level-{level}")
+        ctx.log("imp_level", level=level, density=ctx.engine.density(),
+                test_acc=history[-1].get("test_top1") if history else None)

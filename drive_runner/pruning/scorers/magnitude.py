@@ -1,8 +1,6 @@
 """Magnitude pruning (METHODS.md §1.3): |theta|. At initialisation it is a baseline; on trained
 weights it is the IMP and GMP criterion."""
 
-import torch
-
 from drive_runner.pruning.scorers import register_scorer
 
 

@@ -1,8 +1,6 @@
 """SNIP (Lee, Ajanthan & Torr, ICLR 2019; METHODS.md §1.4): connection sensitivity |dL/dc| at c = 1
 for a multiplicative mask c, which equals |theta * dL/dtheta|, divided by its global sum."""
 
-import torch
-
 from drive_runner.pruning.scorers import register_scorer
 from drive_runner.pruning.scorers.common import batchnorm_mode, loss_gradients, named_params
 
