@@ -17,24 +17,37 @@ FORMAT = "drive-runner/checkpoint-v1"
 EXIT_FORMAT = "drive-runner/exit-v1"
 
 
-def checkpoint_payload(model_cfg: dict, model: nn.Module, engine: MaskEngine, input_shape, num_classes: int) -> dict:
+def _payload(format_name: str, model_cfg: dict, model: nn.Module, input_shape, num_classes: int, **extra) -> dict:
+    """What every checkpoint holds: the format, how to build the model, and the weights."""
     return {
-        "format": FORMAT,
+        "format": format_name,
         "model": model_cfg,
         "input_shape": list(input_shape),
         "num_classes": num_classes,
-        "architecture": architecture.describe(model),  # channels per layer: a shrunken model rebuilds from it
+        **extra,
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "masks": engine.mask_state(),
     }
+
+
+def _load(path: str | Path, format_name: str) -> tuple[dict, nn.Module]:
+    """The payload and a freshly built model of its config (still to be reshaped and loaded)."""
+    payload = torch.load(path, weights_only=True, map_location="cpu")
+    if payload.get("format") != format_name:
+        raise ValueError(f"{path} is not a {format_name} checkpoint")
+    return payload, build_model(payload["model"], tuple(payload["input_shape"]), payload["num_classes"])
+
+
+def checkpoint_payload(model_cfg: dict, model: nn.Module, engine: MaskEngine, input_shape, num_classes: int) -> dict:
+    return _payload(
+        FORMAT, model_cfg, model, input_shape, num_classes,
+        architecture=architecture.describe(model),  # channels per layer: a shrunken model rebuilds from it
+        masks=engine.mask_state(),
+    )
 
 
 def load_checkpoint(path: str | Path) -> tuple[nn.Module, MaskEngine]:
     """The model of a checkpoint, rebuilt to its saved widths, with its masks, checked (METHODS.md §0.5)."""
-    payload = torch.load(path, weights_only=True, map_location="cpu")
-    if payload.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a drive-runner checkpoint")
-    model = build_model(payload["model"], tuple(payload["input_shape"]), payload["num_classes"])
+    payload, model = _load(path, FORMAT)
     architecture.apply(model, payload["architecture"])
     engine = MaskEngine(model, exclude=[n for n in _prunable_names(model) if n not in payload["masks"]])
     model.load_state_dict(payload["state_dict"])
@@ -48,22 +61,13 @@ def _prunable_names(model: nn.Module) -> list[str]:
 
 def exit_checkpoint_payload(model_cfg: dict, exit_model: nn.Module, spec: dict, input_shape, num_classes: int) -> dict:
     """NeuroFlux's streamlined model: the first `spec["units"]` units of the network and one head."""
-    return {
-        "format": EXIT_FORMAT,
-        "model": model_cfg,
-        "input_shape": list(input_shape),
-        "num_classes": num_classes,
-        "exit": spec,  # {"units": n, "head": head spec, or None for the model's own head}
-        "state_dict": {k: v.detach().cpu() for k, v in exit_model.state_dict().items()},
-    }
+    # spec: {"units": n, "head": head spec, or None for the model's own head}
+    return _payload(EXIT_FORMAT, model_cfg, exit_model, input_shape, num_classes, exit=spec)
 
 
 def load_exit_model(path: str | Path) -> nn.Module:
     """A NeuroFlux exit model, standalone: rebuilt from the config and the exit description, in eval mode."""
-    payload = torch.load(path, weights_only=True, map_location="cpu")
-    if payload.get("format") != EXIT_FORMAT:
-        raise ValueError(f"{path} is not a drive-runner exit checkpoint")
-    model = build_model(payload["model"], tuple(payload["input_shape"]), payload["num_classes"])
+    payload, model = _load(path, EXIT_FORMAT)
     units, own_head = model.units()
     spec = payload["exit"]
     head = build_head(spec["head"]) if spec["head"] else own_head
