@@ -23,7 +23,7 @@ def test_pruning_time_benchmark_prints_both_times_and_the_ratio():
 
 def test_prunetrain_benchmark_prints_both_runs():
     out = bench("bench_prunetrain.py", "trainer.epochs=2", "dataset.image_size=16", "method.interval=1")
-    assert "accuracy" in out and "training FLOPs" in out and "epoch time" in out
+    assert "accuracy" in out and "training FLOPs" in out and "epoch time" in out and "-epoch means" in out
     rows = [line for line in out.splitlines() if line.strip()[:1].isdigit() and "|" in line]
     assert len(rows) == 2  # one row per epoch with both runs side by side
 
