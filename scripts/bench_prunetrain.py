@@ -1,6 +1,6 @@
 """Dense training against PruneTrain on the same model, data and recipe, in one process.
 
-    python scripts/bench_prunetrain.py                # ResNet-20 on digits at 32x32, 200 epochs each (~25 min on 2 cores)
+    python scripts/bench_prunetrain.py                # ResNet-20 on digits at 32x32, 200 epochs each (~28 min on 2 cores)
     python scripts/bench_prunetrain.py model=resnet32 trainer.epochs=100 'trainer.lr_milestones=[50,75]'
 
 Arguments are drive-run overrides for both runs (method.* ones only reach PruneTrain). Prints accuracy,
