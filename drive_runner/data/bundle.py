@@ -22,10 +22,13 @@ Indices = Union[Sequence[int], Tensor]
 class BatchSource(ABC):
     """One split of a dataset, read as normalised float32 [B, C, H, W] inputs and int64 [B] targets on CPU."""
 
+    def __init__(self, labels: Tensor):
+        self._labels = labels.long()
+
     @property
-    @abstractmethod
     def labels(self) -> Tensor:
         """All labels as a LongTensor in sample order (for class-balanced sampling without loading images)."""
+        return self._labels
 
     @property
     def num_samples(self) -> int:

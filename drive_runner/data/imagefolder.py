@@ -79,15 +79,11 @@ class ImageFileSource(BatchSource):
         train_transform: Optional[Transform] = None,
         num_workers: int = 0,
     ):
+        super().__init__(torch.tensor([label for _, label in samples], dtype=torch.long))
         self.samples = samples
         self.eval_transform = eval_transform
         self.train_transform = train_transform
         self.num_workers = num_workers
-        self._labels = torch.tensor([label for _, label in samples], dtype=torch.long)
-
-    @property
-    def labels(self) -> Tensor:
-        return self._labels
 
     @property
     def augments(self) -> bool:

@@ -34,15 +34,11 @@ class InMemorySource(BatchSource):
     ):
         if len(images) != len(labels):
             raise ValueError(f"{len(images)} images but {len(labels)} labels")
+        super().__init__(labels)
         self.images = images
-        self._labels = labels.long()
         self.mean = torch.tensor(mean, dtype=torch.float32).view(-1, 1, 1)
         self.std = torch.tensor(std, dtype=torch.float32).view(-1, 1, 1)
         self.crop_padding = crop_padding
-
-    @property
-    def labels(self) -> Tensor:
-        return self._labels
 
     @property
     def augments(self) -> bool:
