@@ -16,6 +16,7 @@ few steps to bring any channel under the threshold, and the benchmark would only
 from __future__ import annotations
 
 import json
+from statistics import fmean
 import sys
 import tempfile
 from pathlib import Path
@@ -74,14 +75,10 @@ def main(overrides: list[str]) -> None:
     print(f"epoch time         : PruneTrain last vs first {-pruned['epoch_time_reduction']:+.1%}; "
           f"PruneTrain last vs dense last {pruned_epochs[-1]['epoch_time_s'] / dense_times[-1] - 1:+.1%}; "
           f"dense last vs first {dense_times[-1] / dense_times[0] - 1:+.1%} (the noise floor)")
-    print(f"epoch time, {window}-epoch means: PruneTrain last vs first {_mean(pruned_times[-window:]) / _mean(pruned_times[:window]) - 1:+.1%}; "
-          f"PruneTrain last vs dense last {_mean(pruned_times[-window:]) / _mean(dense_times[-window:]) - 1:+.1%}; "
-          f"dense last vs first {_mean(dense_times[-window:]) / _mean(dense_times[:window]) - 1:+.1%}")
+    print(f"epoch time, {window}-epoch means: PruneTrain last vs first {fmean(pruned_times[-window:]) / fmean(pruned_times[:window]) - 1:+.1%}; "
+          f"PruneTrain last vs dense last {fmean(pruned_times[-window:]) / fmean(dense_times[-window:]) - 1:+.1%}; "
+          f"dense last vs first {fmean(dense_times[-window:]) / fmean(dense_times[:window]) - 1:+.1%}")
     print(f"total training time: dense {dense['timings_s']['train']:.1f} s, PruneTrain {pruned['timings_s']['train']:.1f} s")
-
-
-def _mean(values: list[float]) -> float:
-    return sum(values) / len(values)
 
 
 if __name__ == "__main__":
