@@ -16,10 +16,10 @@ few steps to bring any channel under the threshold, and the benchmark would only
 from __future__ import annotations
 
 import json
-from statistics import fmean
 import sys
 import tempfile
 from pathlib import Path
+from statistics import fmean
 
 from drive_runner.cli import compose_config
 from drive_runner.data import describe
