@@ -1,24 +1,34 @@
-"""Comparison tables from run summaries: grouping, mean +- std over seeds, formats."""
+"""Comparison tables from run directories: grouping by every differing setting, mean +- std over seeds
+with n, duplicate seeds, formats, and the sweep's comparison.md."""
 
 import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 from drive_runner.report.tables import collect_runs, pivot, to_csv, to_latex, to_markdown
 
 
-def write_run(root: Path, name: str, **summary) -> None:
+def write_run(root: Path, name: str, config: dict | None = None, **summary) -> None:
     (root / name).mkdir(parents=True)
     (root / name / "summary.json").write_text(json.dumps({"status": "completed", **summary}))
+    if config is not None:
+        (root / name / "config.yaml").write_text(yaml.safe_dump(config))
+
+
+def config(method="snip", model="lenet300", epochs=30, scope="global", seed=0, **method_knobs) -> dict:
+    return {"method": {"name": method, **method_knobs}, "model": {"name": model}, "dataset": {"name": "digits"},
+            "trainer": {"name": "backprop", "epochs": epochs, "eval_batch_size": 512}, "prune": {"scope": scope},
+            "sparsity": 0.9, "seed": seed, "logger": {"mode": "offline"}, "hardware": {"num_workers": 2}}
 
 
 @pytest.fixture
 def runs(tmp_path: Path) -> list[dict]:
-    write_run(tmp_path, "a", method="snip", target_sparsity=0.9, test_acc=0.90, timings_s={"find_mask": 1.0})
-    write_run(tmp_path, "b", method="snip", target_sparsity=0.9, test_acc=0.92, timings_s={"find_mask": 3.0})
-    write_run(tmp_path, "c", method="random", target_sparsity=0.5, test_acc=0.80, timings_s={"find_mask": 0.1})
-    write_run(tmp_path, "d", method="random", target_sparsity=0.9, test_acc=0.10, status="failed")
+    write_run(tmp_path, "a", method="snip", seed=0, target_sparsity=0.9, test_acc=0.90, timings_s={"find_mask": 1.0})
+    write_run(tmp_path, "b", method="snip", seed=1, target_sparsity=0.9, test_acc=0.92, timings_s={"find_mask": 3.0})
+    write_run(tmp_path, "c", method="random", seed=0, target_sparsity=0.5, test_acc=0.80, timings_s={"find_mask": 0.1})
+    write_run(tmp_path, "d", method="random", seed=0, target_sparsity=0.9, test_acc=0.10, status="failed")
     return collect_runs(tmp_path)
 
 
@@ -28,26 +38,85 @@ def test_pivot_groups_by_method_and_sparsity_over_completed_runs(runs):
     cell = table.cell("snip", 0.9)
     assert cell.mean == pytest.approx(0.91) and cell.std == pytest.approx(0.0141421, rel=1e-4)
     assert table.cell("random", 0.9) is None  # the failed run is not averaged in
+    assert not table.warnings
 
 
-def test_nested_values_and_formats(runs):
+def test_nested_values_and_formats_print_n_per_cell(runs):
     times = pivot(runs, "timings_s.find_mask")
     assert times.cell("snip", 0.9).mean == pytest.approx(2.0)
     accuracy = pivot(runs, "test_acc")
     markdown = to_markdown(accuracy, scale=100)
-    assert "| snip | - | 91.00 ± 1.41 |" in markdown
-    assert "91.00 $\\pm$ 1.41" in to_latex(accuracy, scale=100)
-    assert "snip,0.9,0.91" in to_csv(accuracy)
+    assert "| snip | - | 91.00 ± 1.41 (n=2) |" in markdown
+    assert "| random | 80.00 (n=1) | - |" in markdown
+    assert "91.00 $\\pm$ 1.41 (n=2)" in to_latex(accuracy, scale=100)
+    assert "snip,0.9,0.91" in to_csv(accuracy) and to_csv(accuracy).strip().endswith(",2")
 
 
-def test_report_command_prints_latex_and_refuses_empty_directories(runs, tmp_path, capsys):
+def test_runs_that_differ_in_any_setting_are_never_averaged(tmp_path: Path):
+    write_run(tmp_path, "g", config(scope="global"), method="snip", seed=0, target_sparsity=0.9, test_acc=0.9)
+    write_run(tmp_path, "l", config(scope="layerwise"), method="snip", seed=0, target_sparsity=0.9, test_acc=0.8)
+    write_run(tmp_path, "e", config(epochs=4), method="snip", seed=0, target_sparsity=0.9, test_acc=0.7)
+    write_run(tmp_path, "r", config(model="resnet20"), method="snip", seed=0, target_sparsity=0.9, test_acc=0.6)
+    table = pivot(collect_runs(tmp_path), "test_acc")
+    assert len(table.rows) == 4 and all(len(cell.values) == 1 for cell in table.cells.values())
+    labels = " ".join(table.rows)
+    assert "prune.scope=layerwise" in labels and "trainer.epochs=4" in labels and "model.name=resnet20" in labels
+
+
+def test_method_knobs_split_a_method_but_cosmetic_keys_and_seeds_do_not(tmp_path: Path):
+    for seed in (0, 1):
+        settings = config(method="drive", seed=seed, alpha=1.0)
+        settings["logger"]["mode"] = "online" if seed else "offline"  # cosmetic
+        write_run(tmp_path, f"d{seed}", settings, method="drive", seed=seed, target_sparsity=0.9, test_acc=0.9)
+    write_run(tmp_path, "a0", config(method="drive", alpha=0.0), method="drive", seed=0, target_sparsity=0.9,
+              test_acc=0.5)
+    write_run(tmp_path, "s0", config(method="snip", num_examples=100), method="snip", seed=0, target_sparsity=0.9,
+              test_acc=0.8)
+    table = pivot(collect_runs(tmp_path), "test_acc")
+    assert table.rows == ["drive (method.alpha=0.0)", "drive (method.alpha=1.0)", "snip"]
+    assert table.cell("drive (method.alpha=1.0)", 0.9).values == [0.9, 0.9]
+    assert table.shared["model.name"] == "lenet300" and table.shared["trainer.epochs"] == 30
+
+
+def test_a_seed_twice_in_a_cell_is_warned_about(tmp_path: Path, capsys):
+    from drive_runner.report.__main__ import main
+
+    for name in ("x", "y"):
+        write_run(tmp_path, name, config(), method="snip", seed=0, target_sparsity=0.9, test_acc=0.9)
+    table = pivot(collect_runs(tmp_path), "test_acc")
+    assert len(table.warnings) == 1 and "seed 0 appears 2 times" in table.warnings[0]
+    assert main([str(tmp_path)]) == 0
+    assert "seed 0 appears 2 times" in capsys.readouterr().err
+
+
+def test_report_command_prints_latex_and_refuses_empty_or_missing_directories(runs, tmp_path, capsys):
     from drive_runner.report.__main__ import main
 
     root = runs[0]["run_dir"].rsplit("/", 1)[0]
     assert main([root, "--format", "latex"]) == 0
-    assert "91.00 $\\pm$ 1.41" in capsys.readouterr().out
+    assert "91.00 $\\pm$ 1.41 (n=2)" in capsys.readouterr().out
     assert main([root, "--value", "timings_s.find_mask", "--format", "markdown"]) == 0
-    assert "| snip | - | 2.00 ± 1.41 |" in capsys.readouterr().out
+    assert "| snip | - | 2.00 ± 1.41 (n=2) |" in capsys.readouterr().out
     empty = tmp_path / "empty"
     empty.mkdir()
     assert main([str(empty)]) == 1
+    assert main([str(tmp_path / "nowhere")]) == 2
+    assert "no such directory" in capsys.readouterr().err
+
+
+def test_sweep_report_writes_comparison_files_from_the_job_directories(tmp_path: Path):
+    from drive_runner.tracking.sweep import collect, write_and_print
+
+    for number, (method, seed, acc) in enumerate([("snip", 0, 0.9), ("snip", 1, 0.8), ("random", 0, 0.5)]):
+        job = tmp_path / str(number)
+        write_run(tmp_path, str(number), config(method=method, seed=seed), method=method, seed=seed,
+                  target_sparsity=0.9, test_acc=acc, timings_s={"find_mask": 1.0, "total": 2.0})
+        (job / ".hydra").mkdir()
+        (job / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump([f"method={method}", f"seed={seed}"]))
+    outcome = collect(tmp_path)
+    write_and_print(outcome)
+    comparison = (tmp_path / "comparison.md").read_text()
+    assert "| snip | 85.00 ± 7.07 (n=2) |" in comparison and "| random | 50.00 (n=1) |" in comparison
+    assert "Find-mask time" in comparison
+    assert json.loads((tmp_path / "sweep_summary.json").read_text())["failed"] == 0
+    assert "random,0.9,0.5,0.0,1" in (tmp_path / "comparison.csv").read_text()

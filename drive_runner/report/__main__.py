@@ -1,5 +1,6 @@
-"""`python -m drive_runner.report DIR`: a method x sparsity table (mean ± std over seeds) from every
-summary.json below DIR, as Markdown, LaTeX or CSV, ready for a paper."""
+"""`python -m drive_runner.report DIR`: a method x sparsity table (mean ± std over seeds, n per cell)
+from every summary.json below DIR, as Markdown, LaTeX or CSV, ready for a paper. Runs that differ in
+any setting but the seed get rows of their own."""
 
 from __future__ import annotations
 
@@ -21,10 +22,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", type=float, default=None, help="multiply values (default: 100 for accuracies)")
     parser.add_argument("--digits", type=int, default=2)
     args = parser.parse_args(argv)
-    runs = collect_runs(args.directory)
+    try:
+        runs = collect_runs(args.directory)
+    except FileNotFoundError as error:
+        print(f"drive-report: error: {error}", file=sys.stderr)
+        return 2
     table = pivot(runs, args.value, args.rows, args.columns)
+    for warning in table.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     if not table.cells:
-        print(f"no completed run with '{args.value}' below {args.directory}", file=sys.stderr)
+        print(f"drive-report: error: no completed run with '{args.value}' below {args.directory}", file=sys.stderr)
         return 1
     if args.format == "csv":
         print(to_csv(table), end="")

@@ -1,6 +1,9 @@
 """Tables from many run directories: method x sparsity, mean +- std over seeds, as in the papers.
 
-Reads only summary.json files, so it works on any mix of single runs and sweeps.
+Reads each run's summary.json and the resolved config.yaml beside it, so it works on any mix of
+single runs and sweeps, and never averages unlike runs: runs that differ in any setting other than the
+seed (a model, an epoch budget, a scope, a method knob) land in different rows, labelled with what
+differs. Cosmetic keys (logging, loader workers, evaluation batch size, data location) are ignored.
 """
 
 from __future__ import annotations
@@ -9,26 +12,68 @@ import csv
 import io
 import json
 import statistics
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
+
+import yaml
+
+# Config keys that do not change a result.
+COSMETIC_PREFIXES = ("logger.", "hydra.")
+COSMETIC_KEYS = {"hardware.num_workers", "hardware.threads", "trainer.eval_batch_size", "trainer.eval_every",
+                 "dataset.root", "dataset.download"}
+# The config keys a summary field comes from, and the config groups a row value owns (a method's
+# knobs and its schedule are part of what "the method" means).
+SOURCES = {"method": ("method.name",), "model": ("model.name",), "dataset": ("dataset.name",),
+           "target_sparsity": ("sparsity", "compression"), "seed": ("seed",), "epochs": ("trainer.epochs",)}
+OWNED = {"method": ("method.", "schedule.")}
+HEADLINE = ("model.name", "dataset.name", "trainer.name", "trainer.epochs")
 
 
 def collect_runs(root: str | Path) -> list[dict]:
-    """Every summary.json below `root`, each with its `run_dir`."""
-    runs = []
-    for path in sorted(Path(root).rglob("summary.json")):
-        try:
-            summary = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
-        summary["run_dir"] = str(path.parent)
-        runs.append(summary)
-    return runs
+    """Every summary.json below `root`, each with its `run_dir` and flattened `settings` (config.yaml)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"no such directory: {root}")
+    records = (read_run(path.parent) for path in sorted(root.rglob("summary.json")))
+    return [record for record in records if record is not None]
+
+
+def read_run(run_dir: str | Path) -> dict | None:
+    """A run's summary with its `run_dir` and flattened `settings`; None without a readable summary."""
+    run_dir = Path(run_dir)
+    try:
+        summary = json.loads((run_dir / "summary.json").read_text())
+    except (OSError, ValueError):
+        return None
+    summary["run_dir"] = str(run_dir)
+    summary["settings"] = _settings(run_dir, summary)
+    return summary
+
+
+def _settings(run_dir: Path, summary: dict) -> dict:
+    """The run's resolved config as dotted keys; without config.yaml, what the summary says of it."""
+    try:
+        config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    except (OSError, yaml.YAMLError):
+        config = None
+    if not isinstance(config, dict):
+        return {source[0]: summary.get(field) for field, source in SOURCES.items() if field in summary}
+    return dict(_flatten(config))
+
+
+def _flatten(node, prefix: str = ""):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _flatten(value, f"{prefix}{key}.")
+    else:
+        yield prefix[:-1], json.dumps(node) if isinstance(node, list) else node
 
 
 @dataclass
 class Cell:
     values: list[float]
+    seeds: list = field(default_factory=list)
 
     @property
     def mean(self) -> float:
@@ -46,26 +91,62 @@ class Pivot:
     value_key: str
     rows: list
     cols: list
-    cells: dict  # (row, col) -> Cell
+    cells: dict  # (row label, col) -> Cell
+    shared: dict = field(default_factory=dict)  # headline settings every run has in common
+    warnings: list[str] = field(default_factory=list)
 
     def cell(self, row, col) -> Cell | None:
         return self.cells.get((row, col))
 
 
 def pivot(runs: list[dict], value_key: str, row_key: str = "method", col_key: str = "target_sparsity") -> Pivot:
-    """Completed runs grouped by (row, col); each cell holds one value per seed."""
+    """Completed runs grouped by (row, col) and by every setting in which they differ; each cell
+    holds one value per seed. A seed that appears twice in a cell is reported in `warnings`."""
+    used = [run for run in runs if run.get("status") == "completed" and _lookup(run, value_key) is not None]
+    ignored = {*SOURCES.get(row_key, ()), *SOURCES.get(col_key, ()), "seed"}
+    settings = [{k: v for k, v in run.get("settings", {}).items() if _matters(k) and k not in ignored} for run in used]
+    owned = OWNED.get(row_key, ())
+    differing = _differing(settings, exclude=owned)
+    by_row: dict = {}
+    for run, setting in zip(used, settings):
+        by_row.setdefault(run.get(row_key), []).append(setting)
+    row_keys = {row: sorted(differing | _differing(same_row, within=owned)) for row, same_row in by_row.items()}
     cells: dict = {}
-    for run in runs:
-        if run.get("status") != "completed":
-            continue
-        value = _lookup(run, value_key)
-        if value is None:
-            continue
-        key = (run.get(row_key), _round(run.get(col_key)))
-        cells.setdefault(key, Cell([])).values.append(float(value))
+    for run, setting in zip(used, settings):
+        row = run.get(row_key)
+        label = _label(row, {k: setting.get(k) for k in row_keys[row]})
+        cell = cells.setdefault((label, _round(run.get(col_key))), Cell([]))
+        cell.values.append(float(_lookup(run, value_key)))
+        cell.seeds.append(run.get("seed"))
+    warnings = [
+        f"{label} at {col_key}={col}: seed {seed} appears {count} times; those runs are averaged as if independent"
+        for (label, col), cell in cells.items() for seed, count in Counter(cell.seeds).items() if count > 1
+    ]
     rows = sorted({r for r, _ in cells}, key=str)
     cols = sorted({c for _, c in cells}, key=lambda c: (c is None, c))
-    return Pivot(row_key, col_key, value_key, rows, cols, cells)
+    all_settings = [run.get("settings", {}) for run in used]
+    shared = {k: all_settings[0].get(k) for k in HEADLINE if all_settings and len({str(s.get(k)) for s in all_settings}) == 1
+              and all_settings[0].get(k) is not None}
+    return Pivot(row_key, col_key, value_key, rows, cols, cells, shared, warnings)
+
+
+def _matters(key: str) -> bool:
+    return not key.startswith(COSMETIC_PREFIXES) and key not in COSMETIC_KEYS
+
+
+def _differing(settings: list[dict], within: tuple[str, ...] | None = None, exclude: tuple[str, ...] = ()) -> set[str]:
+    """Keys (only those under the prefixes `within`, if given; none under `exclude`) whose value is not
+    the same in every run; a key some runs lack counts as differing."""
+    keys = {k for s in settings for k in s if not k.startswith(exclude)}
+    if within is not None:
+        keys = {k for k in keys if k.startswith(within)}
+    return {k for k in keys if len({json.dumps(s.get(k), default=str) for s in settings}) > 1}
+
+
+def _label(row, distinguishing: dict) -> str:
+    if not distinguishing:
+        return str(row)
+    return f"{row} ({', '.join(f'{k}={v}' for k, v in distinguishing.items())})"
 
 
 def _lookup(run: dict, dotted: str):
@@ -87,7 +168,14 @@ def format_cell(cell: Cell | None, scale: float = 1.0, digits: int = 2) -> str:
     text = f"{cell.mean * scale:.{digits}f}"
     if len(cell.values) > 1:
         text += f" ± {cell.std * scale:.{digits}f}"
-    return text
+    return f"{text} (n={len(cell.values)})"
+
+
+def describe_shared(table: Pivot) -> str:
+    """One line on what every run of the table has in common."""
+    if not table.shared:
+        return ""
+    return "All runs: " + ", ".join(f"{k}={v}" for k, v in table.shared.items()) + "; n = seeds per cell.\n\n"
 
 
 def to_markdown(table: Pivot, scale: float = 1.0, digits: int = 2) -> str:
@@ -96,7 +184,7 @@ def to_markdown(table: Pivot, scale: float = 1.0, digits: int = 2) -> str:
     for row in table.rows:
         cells = [format_cell(table.cell(row, col), scale, digits) for col in table.cols]
         lines.append("| " + " | ".join([str(row), *cells]) + " |")
-    return "\n".join(lines) + "\n"
+    return describe_shared(table) + "\n".join(lines) + "\n"
 
 
 def to_latex(table: Pivot, scale: float = 1.0, digits: int = 2) -> str:
@@ -108,9 +196,13 @@ def to_latex(table: Pivot, scale: float = 1.0, digits: int = 2) -> str:
     ]
     for row in table.rows:
         cells = [format_cell(table.cell(row, col), scale, digits).replace("±", "$\\pm$") for col in table.cols]
-        lines.append(" & ".join([str(row), *cells]) + " \\\\")
+        lines.append(" & ".join([_latex_escape(str(row)), *cells]) + " \\\\")
     lines += ["\\bottomrule", "\\end{tabular}"]
     return "\n".join(lines) + "\n"
+
+
+def _latex_escape(text: str) -> str:
+    return text.replace("_", "\\_").replace("%", "\\%").replace("&", "\\&")
 
 
 def to_csv(table: Pivot) -> str:

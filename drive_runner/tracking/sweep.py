@@ -13,9 +13,9 @@ import yaml
 from hydra.experimental.callback import Callback
 from rich.table import Table
 
-from drive_runner.report.tables import pivot, to_csv, to_markdown
+from drive_runner.report.tables import pivot, read_run, to_csv, to_markdown
 from drive_runner.tracking.console import rich_console
-from drive_runner.tracking.rundir import read_summary, write_json_atomic, write_text_atomic
+from drive_runner.tracking.rundir import write_json_atomic, write_text_atomic
 
 
 @dataclass
@@ -54,7 +54,7 @@ def collect(sweep_dir: Path) -> SweepOutcome:
     for overrides_file in sorted(sweep_dir.glob("*/.hydra/overrides.yaml"), key=lambda p: _job_order(p.parents[1])):
         job_dir = overrides_file.parents[1]
         overrides = yaml.safe_load(overrides_file.read_text()) or []
-        summary = read_summary(job_dir) or {}
+        summary = read_run(job_dir) or {}
         jobs.append(JobOutcome(job_dir, overrides, summary.get("status", "did not finish"), summary))
     return SweepOutcome(sweep_dir, jobs)
 
@@ -81,7 +81,7 @@ def write_and_print(outcome: SweepOutcome) -> None:
     )
     jobs_table = Table(title=f"sweep {outcome.sweep_dir}")
     for column in ("job", "swept values", "status", "test acc", "sparsity", "find-mask s", "total s"):
-        jobs_table.add_column(column)
+        jobs_table.add_column(column, overflow="fold")
     swept = swept_overrides(outcome.jobs)
     for job in outcome.jobs:
         timings = job.summary.get("timings_s", {})
@@ -94,6 +94,8 @@ def write_and_print(outcome: SweepOutcome) -> None:
 
     accuracy = pivot(runs, "test_acc")
     find_mask = pivot(runs, "timings_s.find_mask")
+    for warning in accuracy.warnings:
+        console.print(f"warning: {warning}", markup=False, highlight=False)
     if accuracy.cells:
         text = (
             "## Test accuracy (%), mean ± std over seeds\n\n" + to_markdown(accuracy, scale=100.0)
