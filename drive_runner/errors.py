@@ -1,6 +1,11 @@
 """Errors a user can act on. The CLI prints them as one line and exits non-zero, without a traceback."""
 
 
+def shorten(text: str, limit: int = 60) -> str:
+    """A user's value quoted back in an error, cut to a readable length."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
 class DriveRunnerError(Exception):
     """Base class: anything raised as a DriveRunnerError is the user's to fix, not a bug."""
 
@@ -27,3 +32,7 @@ class MaskError(DriveRunnerError):
 
 class TrainingDiverged(DriveRunnerError):
     """The loss became NaN or infinite; the run cannot produce a meaningful result."""
+
+
+class CheckpointError(DriveRunnerError):
+    """A checkpoint that cannot be trusted: unreadable, not ours, corrupted or non-finite."""

@@ -163,11 +163,24 @@ def test_excluded_tensors_are_never_pruned():
     assert not hasattr(model[2], "weight_mask")
 
 
-def test_masks_are_buffers_saved_with_the_state_dict(tmp_path):
+def test_masks_move_with_the_model_but_stay_out_of_its_state_dict(tmp_path):
     model = mlp()
     engine = MaskEngine(model)
     engine.prune_to_density(scores_like(engine), 0.3)
+    assert engine.masks["0.weight"].dtype == torch.bool
+    assert dict(model.named_buffers())["0.weight_keep_mask"] is engine.masks["0.weight"]
     torch.save(model.state_dict(), tmp_path / "m.pt")
     state = torch.load(tmp_path / "m.pt", weights_only=True)
-    assert torch.equal(state["0.weight_mask"], engine.masks["0.weight"])
-    assert state["0.weight_mask"].dtype == torch.bool
+    assert set(state) == {"0.weight", "0.bias", "2.weight", "2.bias"}
+    mlp().load_state_dict(state)  # strict: a freshly built model takes it as it is
+
+
+def test_torch_pruning_utilities_work_on_a_model_pruned_here():
+    from torch.nn.utils import prune as torch_prune
+
+    model = mlp()
+    engine = MaskEngine(model)
+    engine.prune_to_density(scores_like(engine), 0.5)
+    torch_prune.l1_unstructured(model[0], "weight", amount=0.6)
+    torch_prune.remove(model[0], "weight")
+    assert float((model[0].weight == 0).float().mean()) == pytest.approx(0.6, abs=0.01)

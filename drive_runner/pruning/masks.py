@@ -1,7 +1,9 @@
 """The mask engine every unstructured method goes through (METHODS.md §0).
 
-Masks are boolean buffers registered beside each prunable tensor (`<attr>_mask`), so they travel in
-every state_dict and checkpoint. Three mechanisms keep pruned weights exactly zero:
+Masks are boolean buffers registered beside each prunable tensor (`<attr>_keep_mask`), so they move
+with the model between devices. They are not persistent: the model's state_dict holds only its own
+tensors (it loads into a freshly built model), checkpoints store the masks beside it, and the names
+stay clear of torch.nn.utils.prune's `<attr>_mask`. Three mechanisms keep pruned weights exactly zero:
 a gradient hook multiplies the gradient by the mask, an optimizer post-step hook multiplies the
 weight by the mask (covering weight decay, momentum and Nesterov), and a mask change zeroes both
 the weights and the optimizer state of the newly pruned entries.
@@ -19,6 +21,7 @@ from torch import nn
 from drive_runner.errors import ConfigError, MaskError
 
 PRUNABLE_MODULES = (nn.Conv2d, nn.Linear)
+MASK_SUFFIX = "_keep_mask"
 
 
 @dataclass(frozen=True)
@@ -35,7 +38,7 @@ class PrunableTensor:
 
     @property
     def mask(self) -> torch.Tensor:
-        return getattr(self.module, f"{self.attr}_mask")
+        return getattr(self.module, f"{self.attr}{MASK_SUFFIX}")
 
 
 def find_prunable(model: nn.Module, exclude: Iterable[str] = (), include_bias: bool = False) -> list[PrunableTensor]:
@@ -156,14 +159,14 @@ class MaskEngine:
         self._hooks = []
         self.targets = find_prunable(self.model, self._exclude, self._include_bias)
         for target in self.targets:
-            mask_name = f"{target.attr}_mask"
+            mask_name = f"{target.attr}{MASK_SUFFIX}"
             mask = getattr(target.module, mask_name, None)
             if mask is not None and mask.shape != target.param.shape:
                 if not bool(mask.all()):
                     raise MaskError(f"{target.name} changed shape under a sparse mask; structured surgery needs dense masks")
                 mask = None
             if mask is None:
-                target.module.register_buffer(mask_name, torch.ones_like(target.param, dtype=torch.bool))
+                target.module.register_buffer(mask_name, torch.ones_like(target.param, dtype=torch.bool), persistent=False)
             if target.param.requires_grad:  # frozen tensors get no gradients to mask
                 self._hooks.append(target.param.register_hook(_masking_hook(target)))
 
@@ -224,6 +227,16 @@ class MaskEngine:
         generator = torch.Generator().manual_seed(self._seed * 1_000_003 + self._selections)
         self._selections += 1
         return generator
+
+    @torch.no_grad()
+    def load_masks(self, saved: Mapping[str, torch.Tensor]) -> None:
+        """Install saved masks as they are, without touching the weights, so `verify` can then tell
+        whether the weights really are zero where the masks say they were pruned."""
+        for target in self.targets:
+            mask = saved.get(target.name)
+            if mask is None or mask.shape != target.mask.shape:
+                raise MaskError(f"no saved mask of shape {tuple(target.mask.shape)} for {target.name}")
+            target.mask.copy_(mask)
 
     @torch.no_grad()
     def set_masks(self, new_masks: Mapping[str, torch.Tensor]) -> None:

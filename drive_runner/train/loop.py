@@ -148,20 +148,13 @@ class TrainingSession:
         return torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
 
     def snapshot(self) -> dict[str, torch.Tensor]:
-        """A CPU copy of the model's weights and buffers (masks excluded), to rewind to later."""
-        return {
-            key: value.detach().to("cpu", copy=True)
-            for key, value in self.model.state_dict().items()
-            if not key.endswith("_mask")
-        }
+        """A CPU copy of the model's weights and buffers (its state_dict, which holds no masks), to rewind to."""
+        return {key: value.detach().to("cpu", copy=True) for key, value in self.model.state_dict().items()}
 
     def rewind(self, state: dict[str, torch.Tensor], step: int) -> None:
         """Load a snapshot (keeping the current masks), start a fresh optimizer and resume the LR schedule
         and data order at `step`, as IMP rewinding prescribes."""
-        result = self.model.load_state_dict(state, strict=False)
-        missing = [key for key in result.missing_keys if not key.endswith("_mask")]
-        if missing or result.unexpected_keys:
-            raise RuntimeError(f"snapshot does not fit the model: missing {missing}, unexpected {result.unexpected_keys}")
+        self.model.load_state_dict(state)
         if self.engine is not None:
             self.engine.apply()
         self.step = step
@@ -239,7 +232,8 @@ class TrainingSession:
         if not math.isfinite(train_loss):
             lr = self.cfg.lr * self.lr_scale
             raise TrainingDiverged(f"training diverged: loss is {train_loss} in epoch {self.epoch} ({phase}); "
-                                   f"try a lower trainer.lr (now {lr:g})")
+                                   f"try a lower trainer.lr (now {lr:g}) or trainer.weight_decay "
+                                   f"(now {self.cfg.weight_decay:g})")
         return {
             "phase": phase,
             "epoch": self.epoch,

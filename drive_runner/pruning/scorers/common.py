@@ -9,6 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from drive_runner.pruning.masks import MASK_SUFFIX
+
 
 def named_params(model: nn.Module, names: list[str]) -> list[nn.Parameter]:
     params = dict(model.named_parameters())
@@ -16,10 +18,10 @@ def named_params(model: nn.Module, names: list[str]) -> list[nn.Parameter]:
 
 
 def current_masks(model: nn.Module, names: list[str]) -> dict[str, torch.Tensor]:
-    """The `<attr>_mask` buffer beside each parameter, or all-ones for a model without masks."""
+    """The mask buffer beside each parameter, or all-ones for a model without masks."""
     buffers = dict(model.named_buffers())
     params = dict(model.named_parameters())
-    return {name: buffers.get(f"{name}_mask", torch.ones_like(params[name], dtype=torch.bool)) for name in names}
+    return {name: buffers.get(f"{name}{MASK_SUFFIX}", torch.ones_like(params[name], dtype=torch.bool)) for name in names}
 
 
 def model_device(model: nn.Module) -> torch.device:
