@@ -1,7 +1,9 @@
 """Weights & Biases logging: one W&B run per job, written inside the run directory.
 
-A tracking failure must never cost a result, so every call goes through `_guarded`: the first
-exception is reported as a warning and W&B is switched off for the rest of the run.
+A tracking failure must never cost a result or stall a run: an online start waits at most
+`logger.init_timeout_s` and then falls back to an offline run in the same directory (to sync later),
+and every later call goes through `_guarded`: the first exception is reported as a warning and W&B
+is switched off for the rest of the run.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import functools
 import netrc
 import os
+import shutil
 from pathlib import Path
 from typing import Callable
 
@@ -62,24 +65,37 @@ class WandbLogger:
         self._log_artifacts = bool(cfg.log_artifacts)
         if self.mode == "disabled":
             return
+        arguments = dict(project=cfg.project, entity=cfg.entity, group=group, name=name, tags=list(cfg.tags) or None,
+                         dir=str(run_dir), config=config)
         try:
             import wandb
 
             self._wandb = wandb
-            self.run = wandb.init(
-                project=cfg.project,
-                entity=cfg.entity,
-                group=group,
-                name=name,
-                tags=list(cfg.tags) or None,
-                dir=str(run_dir),
-                mode=self.mode,
-                config=config,
-                reinit="create_new",
-                settings=wandb.Settings(silent=True, console="off", x_disable_stats=True),
-            )
+            earlier = set(Path(run_dir, "wandb").glob("run-*"))
+            try:
+                self.run = self._start(arguments, self.mode, float(cfg.init_timeout_s))
+            except Exception as error:  # noqa: BLE001 - an unreachable server or a refused key: keep the log offline
+                if self.mode != "online":
+                    raise
+                self._fall_back_offline(arguments, run_dir, float(cfg.init_timeout_s), error, earlier)
         except Exception as error:  # noqa: BLE001
             self._disable(f"W&B could not start ({type(error).__name__}: {error}); continuing without it")
+
+    def _start(self, arguments: dict, mode: str, timeout_s: float):
+        settings = self._wandb.Settings(silent=True, console="off", x_disable_stats=True, init_timeout=timeout_s)
+        return self._wandb.init(**arguments, mode=mode, reinit="create_new", settings=settings)
+
+    def _fall_back_offline(self, arguments: dict, run_dir: Path, timeout_s: float, error: Exception,
+                           earlier: set[Path]) -> None:
+        """An offline run in the run directory instead, and the failed online attempt's directory
+        removed, so `wandb sync` later uploads exactly one run for this job."""
+        for attempt in set(Path(run_dir, "wandb").glob("run-*")) - earlier:
+            shutil.rmtree(attempt, ignore_errors=True)
+        self.run = self._start(arguments, "offline", timeout_s)
+        self.mode = "offline"
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        self._warn(f"W&B did not start online within {timeout_s:g} s ({reason}); logging offline instead, "
+                   f"upload later with: wandb sync {Path(self.run.dir).parent}")
 
     def _disable(self, message: str) -> None:
         self._warn(message)
