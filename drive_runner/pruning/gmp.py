@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import math
 
-from drive_runner.config import target_density
 from drive_runner.errors import ConfigError
 from drive_runner.pruning.masks import MaskEngine
 from drive_runner.pruning.methods import PruningContext, PruningMethod, register_method
-from drive_runner.pruning.schedules import gmp_sparsity
+from drive_runner.pruning.schedules import gmp_density
+from drive_runner.pruning.targets import target_density
 from drive_runner.train.loop import TrainingCallback
 
 
@@ -30,6 +30,9 @@ class GradualMagnitudePruning(PruningMethod):
 
     def check_config(self, cfg) -> None:
         epochs = int(cfg.trainer.epochs)
+        if epochs == 0:
+            raise ConfigError("trainer.epochs", "gmp prunes while the network trains, so trainer.epochs=0 finds no mask; "
+                                                "give it epochs, or use method=magnitude to prune at initialisation")
         start, end = pruning_window(self.schedule, epochs)
         if not 0 <= start < end <= epochs:
             raise ConfigError(
@@ -57,8 +60,7 @@ class _GradualPruning(TrainingCallback):
         self.ctx = ctx
         self.start_step, self.end_step = start_step, end_step
         self.interval = int(schedule.interval_steps)
-        self.initial = float(schedule.initial_sparsity)
-        self.final = 1.0 - ctx.target_density
+        self.initial_sparsity = float(schedule.initial_sparsity)
         self.events = 0
 
     def on_step_end(self, session) -> None:
@@ -67,10 +69,10 @@ class _GradualPruning(TrainingCallback):
             return
         if (step - self.start_step) % self.interval and step != self.end_step:
             return
-        sparsity = gmp_sparsity(step, start_step=self.start_step, end_step=self.end_step,
-                                initial=self.initial, final=self.final)
+        density = gmp_density(step, start_step=self.start_step, end_step=self.end_step,
+                              initial_sparsity=self.initial_sparsity, final_density=self.ctx.target_density)
         engine = self.ctx.engine
-        engine.prune_to_density({n: p.detach().abs() for n, p in engine.params.items()}, 1.0 - sparsity)
+        engine.prune_to_density({n: p.detach().abs() for n, p in engine.params.items()}, density)
         self.events += 1
         self.ctx.on_step(self.events, engine.density())
         if step == self.end_step:

@@ -33,18 +33,21 @@ DENSITY_PATHS: dict[str, Callable[[float, int, float], list[float]]] = {
 
 
 def density_path(name: str, final_density: float, iterations: int, start: float = 1.0) -> list[float]:
-    """Densities after each of `iterations` steps from density `start` (1 = dense) to `final_density`."""
+    """Densities after each of `iterations` steps from density `start` (1 = dense) to `final_density`.
+
+    The last step is `final_density` itself: the formulas reach it only up to rounding (1 - (1 - d) is
+    not d in floating point), and round(N * d) one weight off would fail the run's survivor check."""
     if name not in DENSITY_PATHS:
         raise ConfigError("schedule", f"unknown density schedule '{name}'; allowed: {', '.join(sorted(DENSITY_PATHS))}")
     if final_density > start:
         raise ConfigError("sparsity", f"the network is already sparser (density {start:.6g}) than the target {final_density:.6g}")
     if start == 0:
         return [0.0] * iterations
-    return DENSITY_PATHS[name](final_density, iterations, start)
+    return [*DENSITY_PATHS[name](final_density, iterations, start)[:-1], final_density]
 
 
 def gmp_sparsity(step: int, *, start_step: int, end_step: int, initial: float, final: float) -> float:
-    """Gradual magnitude pruning's cubic ramp (Zhu & Gupta 2017, METHODS.md §1.8):
+    """Gradual magnitude pruning's cubic ramp (Zhu & Gupta 2017, docs/magnitude-during-training.md):
     s_t = s_f + (s_i - s_f)(1 - (t - t0)/(t_end - t0))^3, constant s_i before t0 and s_f after t_end."""
     if step <= start_step:
         return initial
@@ -52,6 +55,15 @@ def gmp_sparsity(step: int, *, start_step: int, end_step: int, initial: float, f
         return final
     progress = (step - start_step) / (end_step - start_step)
     return final + (initial - final) * (1.0 - progress) ** 3
+
+
+def gmp_density(step: int, *, start_step: int, end_step: int, initial_sparsity: float, final_density: float) -> float:
+    """The density GMP prunes to at `step`: 1 - s_t on the ramp, and `final_density` itself from the
+    end of the window on (1 - (1 - d) is not d in floating point)."""
+    if step >= end_step:
+        return final_density
+    return 1.0 - gmp_sparsity(step, start_step=start_step, end_step=end_step, initial=initial_sparsity,
+                              final=1.0 - final_density)
 
 
 def imp_survivors(total: int, target: int, fraction: float, exact_target: bool = True) -> list[int]:
