@@ -19,9 +19,8 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from drive_runner.checkpoint import checkpoint_payload, exit_checkpoint_payload
-from drive_runner.config import target_density
 from drive_runner.data import build_dataset
-from drive_runner.errors import ConfigError, DriveRunnerError, MaskError
+from drive_runner.errors import DriveRunnerError, MaskError
 from drive_runner.memory.accounting import MB
 from drive_runner.memory.budget import BatchChoice, choose_batch_size, enforce_on_cuda
 from drive_runner.memory.neuroflux import NeuroFluxTrainer
@@ -30,6 +29,7 @@ from drive_runner.pruning.collapse import connectivity_report
 from drive_runner.pruning.masks import MaskEngine
 from drive_runner.pruning.methods import PruningContext, build_method
 from drive_runner.pruning.sampling import batch_stream, labelled_sample
+from drive_runner.pruning.targets import target_density
 from drive_runner.tracking.console import Console
 from drive_runner.tracking.rundir import RunDirectory
 from drive_runner.tracking.tracker import Tracker
@@ -55,10 +55,9 @@ def seed_everything(seed: int) -> None:
 
 
 def resolve_device(hardware) -> torch.device:
+    """The device `hardware.device` names (validation has checked that it exists)."""
     if hardware.device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if hardware.device == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("hardware.device", "cuda requested but no CUDA device is available; use auto or cpu")
     return torch.device(hardware.device)
 
 
@@ -130,8 +129,6 @@ def _run_phases(cfg, directory: RunDirectory, tracker: Tracker, console: Console
     seed = int(cfg.seed)
     seed_everything(seed)
     device = resolve_device(cfg.hardware)
-    if cfg.hardware.precision == "bf16" and device.type != "cuda":
-        raise ConfigError("hardware.precision", "bf16 autocast needs CUDA; use fp32 on the CPU")
     if cfg.hardware.threads:
         torch.set_num_threads(int(cfg.hardware.threads))
 

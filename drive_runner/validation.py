@@ -7,12 +7,17 @@ raises ConfigError naming the key and what is allowed.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any, Callable
 
 from omegaconf import DictConfig, OmegaConf
 
 from drive_runner.config import Config
 from drive_runner.errors import ConfigError
+
+MAX_SEED = 2**32 - 1  # numpy's seeds are 32-bit; derived seeds stay within torch's 64-bit range
+MAX_IMAGE_SIZE = 1024  # px; larger images are no use to these CNNs and exhaust memory first
+INT64_MAX = 2**63 - 1
 
 
 def _check(key: str, ok: bool, allowed: str) -> None:
@@ -32,12 +37,12 @@ def _number(low: float | None = None, high: float | None = None, *, integer=Fals
         if value is None and optional:
             return
         kind = "an integer" if integer else "a number"
-        left = "(" if low_open else "["
-        right = ")" if high_open else "]"
+        left = "(" if low_open or low is None else "["
+        right = ")" if high_open or high is None else "]"
         interval = f"{left}{'-inf' if low is None else low}, {'inf' if high is None else high}{right}"
         message = f"must be {kind} in {interval}" + (" or null" if optional else "") + f", got {value!r}"
         valid_type = isinstance(value, int) if integer else isinstance(value, (int, float))
-        _check(key, valid_type and not isinstance(value, bool), message)
+        _check(key, valid_type and not isinstance(value, bool) and math.isfinite(value), message)
         if low is not None:
             _check(key, value > low if low_open else value >= low, message)
         if high is not None:
@@ -61,7 +66,7 @@ def _batch_size(key: str, value: Any) -> None:
 RULES: dict[str, Callable[[str, Any], None]] = {
     "sparsity": _number(0, 1, high_open=True),
     "compression": _number(0, optional=True),
-    "seed": _number(0, integer=True),
+    "seed": _number(0, MAX_SEED, integer=True),
     "trainer.epochs": _number(0, integer=True),
     "trainer.batch_size": _batch_size,
     "trainer.eval_batch_size": _number(1, integer=True),
@@ -86,10 +91,11 @@ RULES: dict[str, Callable[[str, Any], None]] = {
     "hardware.threads": _number(1, integer=True, optional=True),
     "logger.name": _choice("wandb", "none"),
     "logger.mode": _choice("auto", "offline", "online", "disabled"),
+    "logger.init_timeout_s": _number(0, 300, low_open=True),
     "model.conv_init": _choice("kaiming_fan_in", "kaiming_fan_out"),
     "model.linear_init": _choice("kaiming", "default"),
     "model.bn_init": _choice("constant", "uniform"),
-    "dataset.image_size": _number(1, integer=True, optional=True),
+    "dataset.image_size": _number(1, MAX_IMAGE_SIZE, integer=True, optional=True),
     "dataset.channels": _number(1, integer=True, optional=True),
 }
 
@@ -165,8 +171,23 @@ def check_unknown_keys(cfg: DictConfig) -> None:
             _check(f"{group}.{key}", key in fields, f"unknown key; {group} keys are {', '.join(sorted(fields))}")
 
 
-def validate(cfg: DictConfig) -> None:
-    """Raise ConfigError for the first problem found."""
+def check_representable(node: Any, prefix: str = "") -> None:
+    """Every number anywhere in the config is finite and fits in 64 bits: inf, nan or 1e400 (which
+    parses as inf) would otherwise reach the run and fail far from the key that caused it."""
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for key, value in items:
+        path = f"{prefix}.{key}" if prefix and isinstance(key, str) else f"{prefix}[{key}]" if prefix else str(key)
+        if isinstance(value, float):
+            _check(path, math.isfinite(value), f"must be a finite number, got {value!r}")
+        elif isinstance(value, int) and not isinstance(value, bool):
+            _check(path, abs(value) <= INT64_MAX, f"must be an integer of at most 64 bits, got {value}")
+        else:
+            check_representable(value, path)
+
+
+def validate(cfg: DictConfig, *, memory: bool = True) -> None:
+    """Raise ConfigError for the first problem found. `memory=False` leaves out the batch-size checks
+    against hardware.memory_budget_mb (drive-memory reports them instead of refusing)."""
     check_unknown_keys(cfg)
     for group, names in _registered_names().items():
         value = _value(cfg, f"{group}.name")
@@ -176,26 +197,41 @@ def validate(cfg: DictConfig) -> None:
     for key, rule in OPTIONAL_RULES.items():
         if OmegaConf.select(cfg, key, default=None) is not None:
             rule(key, _value(cfg, key))
+    check_representable(OmegaConf.to_container(cfg, resolve=True))  # the keys without a rule of their own
     milestones = list(_value(cfg, "trainer.lr_milestones"))
     _check("trainer.lr_milestones", all(isinstance(m, int) and m >= 0 for m in milestones),
            f"must be a list of epochs >= 0, got {milestones}")
-    _check("method.warmup_epochs", cfg.method.warmup_epochs <= cfg.trainer.epochs,
-           f"{cfg.method.warmup_epochs} warm-up epochs exceed trainer.epochs={cfg.trainer.epochs} "
-           "(the warm-up is part of the epoch budget)")
+    warmup, epochs = cfg.method.warmup_epochs, cfg.trainer.epochs
+    _check("method.warmup_epochs", warmup <= epochs,
+           f"{cfg.method.name} trains {warmup} dense epochs before pruning, more than trainer.epochs={epochs} "
+           f"(the warm-up is part of the budget); set method.warmup_epochs=0 to prune at initialisation"
+           + ("" if epochs else " and evaluate without training"))
+    _check_hardware(cfg.hardware)
+    _check_buildable(cfg, memory)
 
-    _check_buildable(cfg)
+
+def _check_hardware(hardware) -> None:
+    import torch
+
+    _check("hardware.device", hardware.device != "cuda" or torch.cuda.is_available(),
+           "cuda requested but no CUDA device is available; use auto or cpu")
+    on_cuda = hardware.device == "cuda" or (hardware.device == "auto" and torch.cuda.is_available())
+    _check("hardware.precision", hardware.precision != "bf16" or on_cuda,
+           "bf16 autocast needs CUDA; use fp32 on the CPU")
 
 
-def _check_buildable(cfg: DictConfig) -> None:
-    """Method-specific checks (e.g. which schedules it takes) and the model/dataset fit, on the meta
-    device: shapes are checked, nothing is allocated or loaded."""
+def _check_buildable(cfg: DictConfig, memory: bool) -> None:
+    """Method-specific checks (e.g. which schedules it takes), the model/dataset fit and the prunable
+    set, on the meta device (shapes are checked, nothing is allocated or loaded); with a memory budget,
+    one measured step of the real model on the CPU."""
     import torch
 
     from drive_runner.data import describe
     from drive_runner.models import build_model
     from drive_runner.pruning.methods import build_method
 
-    build_method(cfg.method, cfg.schedule).check_config(cfg)
+    method = build_method(cfg.method, cfg.schedule)
+    method.check_config(cfg)
     input_shape, num_classes = describe(cfg.dataset)
     with torch.device("meta"):
         model = build_model(cfg.model, input_shape=input_shape, num_classes=num_classes)
@@ -204,3 +240,43 @@ def _check_buildable(cfg: DictConfig) -> None:
                "trainer=neuroflux trains a dense network with local losses; use method=dense (its default)")
         _check("model", hasattr(model, "units"), f"NeuroFlux cannot split {cfg.model.name} into units; "
                "use a LeNet, VGG, AlexNet or CIFAR-stem ResNet")
+        return
+    _check_target(cfg, method, model)
+    if memory:
+        _check_memory_budget(cfg, input_shape, num_classes)
+
+
+def _check_target(cfg: DictConfig, method, model) -> None:
+    """Something stays prunable, and the target keeps at least one of its weights."""
+    from drive_runner.pruning.masks import find_prunable, keep_count
+    from drive_runner.pruning.targets import most_extreme_target, target_density
+
+    excluded = [*cfg.prune.exclude, *method.excluded_tensors(model, cfg.model.name)]
+    prunable = find_prunable(model, excluded, bool(cfg.prune.include_bias))
+    density = method.target_density(target_density(cfg))
+    if density >= 1.0:  # the method removes no weight by count (dense, structured)
+        return
+    _check("prune.exclude", bool(prunable),
+           f"every prunable tensor of {cfg.model.name} is excluded ({', '.join(excluded)}); leave at least one")
+    sizes = [t.param.numel() for t in prunable]
+    layerwise = cfg.prune.scope == "layerwise" or cfg.method.get("variant") == "layerwise"
+    kept = sum(keep_count(n, density) for n in sizes) if layerwise else keep_count(sum(sizes), density)
+    sparsity, compression = most_extreme_target(max(sizes) if layerwise else sum(sizes))
+    key = "compression" if cfg.compression is not None else "sparsity"
+    _check(key, kept > 0,
+           f"the target density {density:.3g} keeps none of the {sum(sizes):,} prunable weights of {cfg.model.name}; "
+           f"the most that keeps one weight is sparsity={sparsity:.10g} (compression={compression:.4g})")
+
+
+def _check_memory_budget(cfg: DictConfig, input_shape, num_classes: int) -> None:
+    """A budget too small for batch 1, an explicit batch over it, or batch_size=auto without one."""
+    import torch
+
+    from drive_runner.memory.budget import check_budget, measure
+    from drive_runner.models import build_model
+
+    memory = None
+    if cfg.hardware.memory_budget_mb is not None:
+        model = build_model(cfg.model, input_shape=input_shape, num_classes=num_classes)
+        memory = measure(model, input_shape, num_classes, cfg.trainer, cfg.hardware, torch.device("cpu"))
+    check_budget(memory, cfg.trainer, cfg.hardware)

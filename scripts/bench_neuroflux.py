@@ -18,8 +18,8 @@ from pathlib import Path
 
 import torch
 
-from drive_runner.cli import compose_config
-from drive_runner.config import TrainerConfig
+from drive_runner.cli.compose import compose_config
+from drive_runner.train.options import TrainerConfig
 from drive_runner.data import describe
 from drive_runner.memory.accounting import MB, fit_memory_model, optimizer_slots
 from drive_runner.models import build_model

@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 from statistics import fmean
 
-from drive_runner.cli import compose_config
+from drive_runner.cli.compose import compose_config
 from drive_runner.data import describe
 from drive_runner.models import build_model
 from drive_runner.pipeline import run

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from drive_runner.cli import compose_config
+from drive_runner.cli.compose import compose_config
 from drive_runner.data import build_dataset
 from drive_runner.models import build_model
 from drive_runner.pipeline import run

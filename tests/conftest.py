@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from drive_runner.cli import compose_config
+from drive_runner.cli.compose import compose_config
 
 REPO = Path(__file__).resolve().parents[1]
 DRIVE_RUN = Path(sys.executable).with_name("drive-run")

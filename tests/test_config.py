@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from drive_runner.cli import one_line, prevalidate
+from drive_runner.cli.compose import one_line
+from drive_runner.cli.run import prevalidate
 from drive_runner.config import Config
 from drive_runner.errors import ConfigError
 from drive_runner.pruning.methods import METHODS
@@ -113,7 +114,11 @@ def test_model_that_does_not_fit_the_images_is_caught_before_work():
     [
         (["method=nope"], "method: unknown option 'nope'; allowed: dense, drive, gmp, grasp, imp, magnitude, prunetrain, random, snip, synflow"),
         (["trainer.epochs=abc"], "trainer.epochs: Value 'abc' of type 'str' could not be converted to Integer"),
-        (["method.foo=1"], "method.foo: Key 'foo' not in 'DriveConfig'"),
+        (["method.foo=1"], "method.foo: unknown key; method keys are after_prune, alpha, batches_per_iter, beta, "
+                           "bn_mode, combine, convergence_term, gamma, iterations, name, normalization, rewind_step, "
+                           "warmup_epochs"),
+        (["metod=drive"], "metod: unknown key; top-level keys are compression, dataset, experiment, hardware, logger, "
+                          "method, model, prune, recipe, schedule, seed, sparsity, trainer"),
     ],
 )
 def test_composition_errors_become_one_line(argv, expected):
@@ -134,7 +139,7 @@ def test_sparsity_and_compression_together_are_refused():
 
 
 def test_compression_sets_the_density():
-    from drive_runner.config import target_density
+    from drive_runner.pruning.targets import target_density
 
     assert target_density(make_cfg("compression=2")) == pytest.approx(0.01)
     assert target_density(make_cfg("sparsity=0.75")) == pytest.approx(0.25)

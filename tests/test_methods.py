@@ -106,8 +106,9 @@ def test_imp_rewinds_the_complete_state_including_batchnorm(tmp_path):
     engine.prune_to_density({n: p.detach().abs() for n, p in engine.params.items()}, 0.5)
     session.rewind(snapshot.state, 3)
     state = model.state_dict()
+    masks = engine.masks
     for key, value in snapshot.state.items():
-        expected = value * state[f"{key}_mask"] if f"{key}_mask" in state else value
+        expected = value * masks[key] if key in masks else value
         assert torch.equal(state[key], expected), key
     assert session.step == 3 and session.epoch == 0
     expected_lr = cfg.trainer.lr  # no milestone passed yet
@@ -137,7 +138,10 @@ def test_gmp_freezes_its_mask_at_the_end_of_the_window(tmp_path):
     [
         (["method=imp", "method.warmup_epochs=1"], "method.warmup_epochs"),
         (["method=imp", "prune.scope=layerwise"], "prune.scope"),
-        (["method=gmp", "trainer.epochs=0"], "schedule.end_epoch"),
+        (["method=gmp", "trainer.epochs=0"], "trainer.epochs"),
+        (["method=gmp", "schedule.end_epoch=5"], "schedule.end_epoch"),
+        (["method=imp", "trainer.epochs=0"], "trainer.epochs"),
+        (["method=drive", "method.alpha=0", "method.beta=0", "method.gamma=0"], "method.alpha"),
         (["method=gmp", "schedule.initial_sparsity=0.95"], "schedule.initial_sparsity"),
         (["method=drive", "method.normalization=softmax"], "method.normalization"),
         (["method=drive", "method.warmup_epochs=0", "method.after_prune=rewind_step", "method.rewind_step=5"],
@@ -172,7 +176,7 @@ def test_prune_api_applies_binary_masks_to_any_module():
         kept = sum(int(mask.sum()) for mask in masks.values())
         assert kept == keep_count(4 * 9 + 144 * 10, 0.5)
         assert (fresh[0].weight[~masks["0.weight"]] == 0).all()
-        assert torch.equal(fresh[0].weight_mask, masks["0.weight"])
+        assert torch.equal(fresh[0].weight_keep_mask, masks["0.weight"])
 
 
 def test_pruning_an_already_pruned_model_continues_from_its_density():

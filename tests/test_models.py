@@ -7,7 +7,7 @@ import torch
 from omegaconf import OmegaConf
 from torch import nn
 
-from drive_runner.config import ModelConfig, ResNet18Config
+from drive_runner.models.options import ModelConfig, ResNet18Config
 from drive_runner.errors import ConfigError
 from drive_runner.models import build_model, model_names
 

@@ -13,7 +13,9 @@ import sys
 import torch
 from rich.table import Table
 
-from drive_runner.cli import compose_config, one_line
+from drive_runner.cli.compose import compose_config, one_line
+from drive_runner.cli.run import quiet_on_closed_pipe
+from drive_runner.cli.usage import memory_usage, version_line
 from drive_runner.data import describe
 from drive_runner.memory.accounting import MB, fit_memory_model, optimizer_slots
 from drive_runner.memory.budget import powers_of_two
@@ -24,7 +26,7 @@ from drive_runner.validation import validate
 
 def profile(overrides: list[str]) -> None:
     cfg = compose_config(overrides)
-    validate(cfg)
+    validate(cfg, memory=False)
     input_shape, num_classes = describe(cfg.dataset)
     torch.manual_seed(int(cfg.seed))
     model = build_model(cfg.model, input_shape, num_classes)
@@ -63,9 +65,20 @@ def profile(overrides: list[str]) -> None:
                       markup=False, highlight=False)
 
 
-def entry() -> None:
+def main(argv: list[str]) -> int:
+    if {"--help", "-h"} & set(argv):
+        print(memory_usage(), end="")
+        return 0
+    if {"--version", "-V"} & set(argv):
+        print(version_line("drive-memory"))
+        return 0
     try:
-        profile(sys.argv[1:])
+        profile(argv)
     except Exception as error:  # noqa: BLE001 - one line, as drive-run does
         print(f"drive-memory: error: {one_line(error)}", file=sys.stderr)
-        sys.exit(2)
+        return 2
+    return 0
+
+
+def entry() -> None:
+    sys.exit(quiet_on_closed_pipe(lambda: main(sys.argv[1:])))

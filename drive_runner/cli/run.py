@@ -1,44 +1,29 @@
 """`drive-run`: the Hydra entry point.
 
 Before Hydra starts, every job's config (each combination of a `-m` sweep) is composed and
-validated, so a bad value stops the command before any work with one line naming the key. Hydra then
-runs the jobs; a job's failure is recorded in its run directory and, in a sweep, does not stop the
-other jobs. Errors reach the user as one line on stderr and a non-zero exit; set DRIVE_RUN_DEBUG=1
-for the full traceback.
+validated, and the run or sweep directory is checked, so a bad value stops the command before any
+work, and before any directory exists, with one line naming the key. Hydra then runs the jobs; a
+job's failure is recorded in its run directory and, in a sweep, does not stop the other jobs. Errors
+reach the user as one line on stderr and a non-zero exit; set DRIVE_RUN_DEBUG=1 for the full traceback.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import sys
 import time
 from pathlib import Path
 
-import hydra
-from hydra import compose, initialize_config_module
-from hydra.core.hydra_config import HydraConfig
-from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.errors import MissingConfigException
-from hydra.types import RunMode
-from omegaconf import DictConfig
-from omegaconf.errors import OmegaConfBaseException
+from drive_runner.cli.usage import CONFIG_GROUPS, group_options, run_usage, version_line
 
-from drive_runner.config import register_schemas
-from drive_runner.errors import ConfigError, DriveRunnerError
-from drive_runner.tracking import sweep
-from drive_runner.tracking.rundir import read_summary
-
-CONFIG_MODULE = "drive_runner.conf"
-CONFIG_NAME = "config"
 EXIT_CONFIG_ERROR = 2
 EXIT_RUN_FAILED = 1
 
 # Flags after which Hydra prints information instead of running jobs; no validation is needed.
-_INFO_FLAGS = {"--help", "-h", "--hydra-help", "--info", "-i", "--cfg", "-c", "--shell-completion", "-sc",
+_INFO_FLAGS = {"--hydra-help", "--info", "-i", "--cfg", "-c", "--shell-completion", "-sc",
                "--experimental-rerun", "--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd"}
-
-register_schemas()
 
 
 def new_run_id() -> str:
@@ -46,7 +31,11 @@ def new_run_id() -> str:
     return f"{time.strftime('%Y-%m-%d_%H-%M-%S')}_{secrets.token_hex(3)}"
 
 
-def _task(cfg: DictConfig):
+def _task(cfg):
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    from drive_runner.cli.compose import one_line
     from drive_runner.pipeline import JobInfo, run
 
     hydra_cfg = HydraConfig.get()
@@ -60,40 +49,11 @@ def _task(cfg: DictConfig):
         if multirun:  # the sweep goes on and lists the failure at the end
             print(f"drive-run: job {hydra_cfg.job.num} failed: {one_line(error)}", file=sys.stderr, flush=True)
         else:  # not re-raised: Hydra would print its own multi-line report first
-            _single_run_errors.append(error)
+            _single_run_errors.append((error, Path(hydra_cfg.runtime.output_dir) / "error.log"))
         return None
 
 
-_single_run_errors: list[BaseException] = []
-
-
-_hydra_main = hydra.main(config_path=f"pkg://{CONFIG_MODULE}", config_name=CONFIG_NAME, version_base="1.3")(_task)
-
-
-def compose_config(overrides: list[str], defaults: list[str] = ()) -> DictConfig:
-    """drive-run's config for these overrides, without running anything (scripts, tools, tests).
-    `defaults` are overrides that apply unless `overrides` sets the same key."""
-    keys = {item.split("=", 1)[0] for item in overrides}
-    chosen = [item for item in defaults if item.split("=", 1)[0] not in keys]
-    with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
-        return compose(config_name=CONFIG_NAME, overrides=[*chosen, *overrides])
-
-
-# ----------------------------------------------------------------------------- error text
-def one_line(error: BaseException) -> str:
-    """Hydra and OmegaConf errors are multi-line; keep the part that names the key and the problem."""
-    if isinstance(error, MissingConfigException) and error.missing_cfg_file and error.options is not None:
-        group, _, name = error.missing_cfg_file.rpartition("/")
-        if group:
-            return f"{group}: unknown option '{name}'; allowed: {', '.join(sorted(error.options))}"
-    cause = error.__cause__ if isinstance(error.__cause__, OmegaConfBaseException) else None
-    if isinstance(error, OmegaConfBaseException):
-        cause = error
-    if cause is not None and getattr(cause, "full_key", None):
-        message = str(getattr(cause, "msg", None) or cause).strip().splitlines()[0]
-        return f"{cause.full_key}: {message}"
-    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
-    return " ".join(lines[:2]) if lines else type(error).__name__
+_single_run_errors: list[tuple[BaseException, Path]] = []
 
 
 def _fail(message: str, code: int) -> int:
@@ -105,6 +65,7 @@ def _fail(message: str, code: int) -> int:
 def _job_overrides(overrides: list[str], multirun: bool) -> list[list[str]]:
     """The override list of every job the command will launch (one unless it is a -m sweep)."""
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
 
     parsed = OverridesParser.create().parse_overrides(overrides)
     if not multirun:
@@ -112,69 +73,151 @@ def _job_overrides(overrides: list[str], multirun: bool) -> list[list[str]]:
     return [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
 
 
-def _check_target_dirs(hydra_overrides: list[str], multirun: bool) -> None:
-    """Refuse to launch into a directory that already holds finished results (Hydra would overwrite them)."""
-    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
-    for item in hydra_overrides:
-        if not item.startswith(f"{key}="):
+def _is_hydra(key: str) -> bool:
+    return key == "hydra" or key.startswith(("hydra.", "hydra/"))
+
+
+def check_names(overrides: list[str]) -> None:
+    """Top-level keys and group options, checked before Hydra reads any file: a typo lists what exists
+    (and a name of thousands of characters never reaches the file system as a config path)."""
+    from drive_runner.config import Config
+    from drive_runner.errors import ConfigError, shorten
+
+    top_level = sorted({*Config.__dataclass_fields__, *CONFIG_GROUPS})
+    for item in overrides:
+        key, has_value, value = item.partition("=")
+        key = key.lstrip("+~")
+        if _is_hydra(key):
             continue
-        target = Path(item.split("=", 1)[1])
-        runs = [target] + ([p for p in target.iterdir() if p.is_dir()] if multirun and target.is_dir() else [])
-        if any((read_summary(run) or {}).get("status") == "completed" for run in runs):
-            raise ConfigError(key, f"{target} already holds completed results; choose a new directory")
+        head = re.split(r"[./@]", key, maxsplit=1)[0]
+        if head not in top_level:
+            raise ConfigError(shorten(key), f"unknown key; top-level keys are {', '.join(top_level)}")
+        if key in CONFIG_GROUPS and has_value and not item.startswith("~"):
+            allowed = group_options(key)
+            if value not in allowed and value != "null":
+                raise ConfigError(key, f"unknown option '{shorten(value)}'; allowed: {', '.join(allowed)}")
 
 
-def prevalidate(argv: list[str]) -> None:
-    """Compose and validate every job's config; raise ConfigError (or a Hydra error) on the first bad one."""
+def _compose_job(compose, overrides: list[str]):
+    """A job's config with its hydra node (for the output directory); an unknown nested key is
+    reported with the keys its group does have."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import ConfigAttributeError, ConfigKeyError
+
+    from drive_runner.cli.compose import CONFIG_NAME
+    from drive_runner.errors import ConfigError
+
+    try:
+        return compose(config_name=CONFIG_NAME, overrides=overrides, return_hydra_config=True)
+    except Exception as error:
+        cause = error.__cause__
+        full_key = getattr(cause, "full_key", None)
+        if not isinstance(cause, (ConfigAttributeError, ConfigKeyError)) or not full_key or "." not in full_key:
+            raise
+        rest = [o for o in overrides if o.partition("=")[0].lstrip("+~") != full_key]
+        if rest == overrides:
+            raise
+        group, _, _ = full_key.rpartition(".")
+        node = OmegaConf.select(compose(config_name=CONFIG_NAME, overrides=rest), group)
+        if node is None or not hasattr(node, "keys"):
+            raise
+        raise ConfigError(full_key, f"unknown key; {group} keys are {', '.join(sorted(map(str, node.keys())))}") from None
+
+
+def prevalidate(argv: list[str]) -> tuple[list, Path, bool]:
+    """Compose and validate every job's config and check where the results will go; raise ConfigError
+    (or a Hydra error) on the first problem. Returns (job configs, run or sweep directory, multirun)."""
+    from hydra import compose, initialize_config_module
+    from omegaconf import open_dict
+
+    from drive_runner.cli.compose import CONFIG_MODULE
+    from drive_runner.errors import ConfigError
+    from drive_runner.tracking.rundir import check_output_directory
     from drive_runner.validation import validate
 
     multirun = "-m" in argv or "--multirun" in argv
     arguments = [a for a in argv if not a.startswith("-")]
-    is_hydra = lambda a: a.lstrip("+~").startswith(("hydra.", "hydra/"))  # noqa: E731
-    _check_target_dirs([a for a in arguments if is_hydra(a)], multirun)
-    user_overrides = [a for a in arguments if not is_hydra(a)]
-    if any(a.split("=", 1)[0] == "sparsity" for a in user_overrides) and any(
-        a.split("=", 1)[0] == "compression" for a in user_overrides
-    ):
+    keys = {a.split("=", 1)[0].lstrip("+~") for a in arguments}
+    if {"sparsity", "compression"} <= keys:
         raise ConfigError("compression", "give sparsity= or compression=, not both")
+    configs = []
     with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
-        for job in _job_overrides(user_overrides, multirun):
-            validate(compose(config_name=CONFIG_NAME, overrides=job))
+        for job in _job_overrides(arguments, multirun):
+            check_names(job)
+            cfg = _compose_job(compose, job)
+            if not configs:  # every job of a sweep shares the sweep directory
+                output_dir = str(cfg.hydra.sweep.dir if multirun else cfg.hydra.run.dir)
+            with open_dict(cfg):
+                del cfg["hydra"]
+            validate(cfg)
+            configs.append(cfg)
+    check_output_directory("hydra.sweep.dir" if multirun else "hydra.run.dir", output_dir, multirun)
+    return configs, Path(output_dir), multirun
+
+
+def _announce(configs: list, output_dir: Path, multirun: bool) -> None:
+    """The first line, as soon as the command is known to be good (data and models load after it)."""
+    if multirun:
+        print(f"drive-run: sweep of {len(configs)} jobs into {output_dir}", flush=True)
+    else:
+        cfg = configs[0]
+        print(f"drive-run: {cfg.method.name} on {cfg.model.name}/{cfg.dataset.name} into {output_dir}", flush=True)
 
 
 # ----------------------------------------------------------------------------- entry point
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if {"--help", "-h"} & set(argv):
+        print(run_usage(), end="")
+        return 0
+    if {"--version", "-V"} & set(argv):
+        print(version_line("drive-run"))
+        return 0
     debug = os.environ.get("DRIVE_RUN_DEBUG") == "1"
     os.environ["DRIVE_RUN_ID"] = new_run_id()
     if not _INFO_FLAGS.intersection(argv):
+        from drive_runner.cli.compose import one_line
+
         try:
-            prevalidate(argv)
+            _announce(*prevalidate(argv))
         except Exception as error:  # noqa: BLE001 - every composition error becomes one line
             if debug:
                 raise
             return _fail(one_line(error), EXIT_CONFIG_ERROR)
+    return _launch(argv, debug)
+
+
+def _launch(argv: list[str], debug: bool) -> int:
+    import hydra
+
+    from drive_runner.cli.compose import CONFIG_MODULE, CONFIG_NAME, one_line
+    from drive_runner.errors import ConfigError, DriveRunnerError
+    from drive_runner.tracking import sweep
 
     os.environ["HYDRA_FULL_ERROR"] = "1"  # let errors reach us instead of Hydra's multi-line report
     sweep.reset()
     _single_run_errors.clear()
+    hydra_main = hydra.main(config_path=f"pkg://{CONFIG_MODULE}", config_name=CONFIG_NAME, version_base="1.3")(_task)
     saved_argv = sys.argv
     sys.argv = ["drive-run", *argv]
     try:
-        _hydra_main()
+        hydra_main()
         if _single_run_errors:
-            raise _single_run_errors[0]
+            error, error_log = _single_run_errors[0]
+            if not isinstance(error, DriveRunnerError) and not debug:
+                where = f" (traceback in {error_log})" if error_log.exists() else ""
+                return _fail(f"{type(error).__name__}: {one_line(error)}{where}", EXIT_RUN_FAILED)
+            raise error
     except SystemExit as exit_:
         return int(exit_.code or 0) if not isinstance(exit_.code, str) else _fail(exit_.code, EXIT_RUN_FAILED)
     except ConfigError as error:
         return _fail(str(error), EXIT_CONFIG_ERROR)
     except DriveRunnerError as error:
         return _fail(str(error), EXIT_RUN_FAILED)
-    except Exception as error:  # noqa: BLE001 - a bug: one line here, the traceback in the run's error.log
+    except Exception as error:  # noqa: BLE001 - a bug outside any run: one line (the traceback with DRIVE_RUN_DEBUG=1)
         if debug:
             raise
-        return _fail(f"{type(error).__name__}: {one_line(error)} (traceback in the run directory's error.log)",
-                     EXIT_RUN_FAILED)
+        return _fail(f"{type(error).__name__}: {one_line(error)}", EXIT_RUN_FAILED)
     finally:
         sys.argv = saved_argv
     if sweep.last_report() and sweep.last_report().failed:
@@ -183,4 +226,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def entry() -> None:
-    sys.exit(main())
+    sys.exit(quiet_on_closed_pipe(main))
+
+
+def quiet_on_closed_pipe(command) -> int:
+    """Run `command()`; when stdout is a pipe the reader closed (`drive-run --help | head -3`), stop
+    quietly instead of printing a BrokenPipeError."""
+    try:
+        code = command()
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's own flush at exit would fail
+        return 0

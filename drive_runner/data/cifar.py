@@ -22,7 +22,7 @@ from torch import Tensor
 
 from .bundle import DataBundle
 from .in_memory import InMemorySource
-from .registry import Native, data_root, fetch, missing_dataset, register, require_native
+from .registry import Native, data_root, fetch, missing_dataset, register
 
 CROP_PADDING = 4  # the standard CIFAR augmentation: random 32 px crop of the 4 px zero-padded image + flip
 
@@ -70,18 +70,17 @@ CIFAR100 = CifarRelease(
 )
 
 
-@register("cifar10", Native(channels=3, image_size=32, num_classes=10))
+@register("cifar10", Native(channels=3, image_size=32, num_classes=10, channel_options=(3,), resizable=False))
 def build_cifar10(cfg: DictConfig, seed: int, num_workers: int) -> DataBundle:
     return build(CIFAR10, cfg)
 
 
-@register("cifar100", Native(channels=3, image_size=32, num_classes=100))
+@register("cifar100", Native(channels=3, image_size=32, num_classes=100, channel_options=(3,), resizable=False))
 def build_cifar100(cfg: DictConfig, seed: int, num_workers: int) -> DataBundle:
     return build(CIFAR100, cfg)
 
 
 def build(release: CifarRelease, cfg: DictConfig) -> DataBundle:
-    require_native(cfg, channels=3, image_size=32)
     folder = data_root(cfg) / release.folder
     fetch(release.name, folder, download=cfg.download, url=release.url, md5=release.md5, layout=release.layout)
     train_images, train_labels = read_files(release, folder, release.train_files)

@@ -13,7 +13,6 @@ from omegaconf import DictConfig
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
-from ..errors import ConfigError
 from .bundle import DataBundle
 from .in_memory import InMemorySource
 from .registry import Native, register
@@ -22,12 +21,10 @@ NATIVE_SIZE = 8
 MAX_VALUE = 16  # pixel values are counts 0..16 of set pixels in 4x4 blocks of the original scans
 
 
-@register("digits", Native(channels=1, image_size=NATIVE_SIZE, num_classes=10))
+@register("digits", Native(channels=1, image_size=NATIVE_SIZE, num_classes=10, channel_options=(1, 3)))
 def build(cfg: DictConfig, seed: int, num_workers: int) -> DataBundle:
     """Resizing and channel repeats happen once here; no augmentation, as digits are not flip-invariant."""
     channels = 1 if cfg.channels is None else cfg.channels
-    if channels not in (1, 3):
-        raise ConfigError("dataset.channels", f"digits can be given 1 or 3 channels; got {channels}")
     size = cfg.image_size or NATIVE_SIZE
 
     digits = load_digits()

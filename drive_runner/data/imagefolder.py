@@ -34,7 +34,7 @@ from torchvision import transforms as T
 from torchvision.datasets.folder import IMG_EXTENSIONS
 
 from .bundle import Batch, BatchSource, DataBundle, Indices
-from .registry import Native, data_root, fetch, missing_dataset, register, require_native
+from .registry import Native, data_root, fetch, missing_dataset, register
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -137,10 +137,9 @@ def normalised(*steps: Callable) -> Transform:
     return T.Compose([*steps, T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
 
 
-@register("tinyimagenet", Native(channels=3, image_size=64, num_classes=200))
+@register("tinyimagenet", Native(channels=3, image_size=64, num_classes=200, channel_options=(3,)))
 def build_tinyimagenet(cfg: DictConfig, seed: int, num_workers: int) -> DataBundle:
     """64x64 images; `image_size` resizes them. Train augmentation: 4 px padded random crop + flip."""
-    require_native(cfg, channels=3)
     folder = data_root(cfg) / "tiny-imagenet-200"
     fetch(
         "tinyimagenet",
@@ -181,10 +180,9 @@ def build_tinyimagenet(cfg: DictConfig, seed: int, num_workers: int) -> DataBund
     )
 
 
-@register("imagenet", Native(channels=3, image_size=224, num_classes=1000))
+@register("imagenet", Native(channels=3, image_size=224, num_classes=1000, channel_options=(3,)))
 def build_imagenet(cfg: DictConfig, seed: int, num_workers: int) -> DataBundle:
     """Standard recipe: RandomResizedCrop + flip for training; resize to 256/224 of the size, centre crop for eval."""
-    require_native(cfg, channels=3)
     folder = data_root(cfg) / "imagenet"
     for split in ("train", "val"):
         if not (folder / split).is_dir():

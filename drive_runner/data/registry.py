@@ -7,15 +7,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List
+from typing import Any, Callable, Dict, List, Tuple
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from torchvision.datasets.utils import download_and_extract_archive
 
-from ..config import SCHEMAS
 from ..errors import ConfigError, DatasetNotFoundError
 from .bundle import DataBundle
+from .options import DATASET_OPTIONS
 
 # A builder gets the dataset config (typed, defaults filled in), the run seed and the loader worker count.
 Builder = Callable[[DictConfig, int, int], DataBundle]
@@ -24,11 +24,13 @@ _BUILDERS: Dict[str, Builder] = {}
 
 @dataclass(frozen=True)
 class Native:
-    """A dataset's native image shape and class count, known without loading it."""
+    """A dataset's native image shape and class count, and the shapes it can be given, known without loading it."""
 
     channels: int
     image_size: int
     num_classes: int
+    channel_options: Tuple[int, ...] | None = None  # channel counts a config may ask for; None = any
+    resizable: bool = True  # False: only the native image size
 
 
 _NATIVE: Dict[str, Native] = {}
@@ -49,44 +51,41 @@ def dataset_names() -> List[str]:
 
 def _typed(cfg: Any) -> DictConfig:
     """`cfg` (a DictConfig or a plain dict) merged onto its dataset's schema, so keys it leaves out take
-    the defaults of drive_runner.config (tests can pass `{"name": ...}`)."""
+    the defaults of data/options.py (tests can pass `{"name": ...}`)."""
     name = cfg.get("name")
     if name not in _BUILDERS:
         raise ConfigError("dataset", f"unknown dataset {name!r}; allowed: {', '.join(dataset_names())}")
-    schemas = SCHEMAS["dataset"]
     try:
-        return OmegaConf.merge(OmegaConf.structured(schemas.get(name, schemas["base"])), cfg)
+        return OmegaConf.merge(OmegaConf.structured(DATASET_OPTIONS.get(name, DATASET_OPTIONS["base"])), cfg)
     except OmegaConfBaseException as exc:
         raise ConfigError(f"dataset.{exc.full_key}", str(exc).splitlines()[0]) from exc
 
 
 def build_dataset(cfg: Any, seed: int = 0, num_workers: int = 2) -> DataBundle:
     """Build the dataset `cfg` names."""
+    describe(cfg)  # the shape rules, refused before anything is read
     typed = _typed(cfg)
     return _BUILDERS[typed.name](typed, seed, num_workers)
 
 
 def describe(cfg: Any) -> tuple[tuple[int, int, int], int]:
     """The (C, H, W) input shape and class count `cfg` will give, without touching the disk, so a
-    model/dataset mismatch is caught before any work."""
+    channel count or size the dataset cannot give, or a model/dataset mismatch, is caught before any work."""
     typed = _typed(cfg)
     native = _NATIVE[typed.name]
+    channels = typed.channels or native.channels
+    if native.channel_options is not None and channels not in native.channel_options:
+        allowed = " or ".join(map(str, native.channel_options))
+        raise ConfigError("dataset.channels", f"{typed.name} can be given {allowed} channels; got {channels}")
     size = typed.image_size or native.image_size
-    return (typed.channels or native.channels, size, size), typed.get("num_classes") or native.num_classes
+    if not native.resizable and size != native.image_size:
+        raise ConfigError("dataset.image_size", f"{typed.name} supports only its native {native.image_size} px; got {size}")
+    return (channels, size, size), typed.get("num_classes") or native.num_classes
 
 
 def data_root(cfg: DictConfig) -> Path:
     """`cfg.root` as an absolute path; a relative root is taken from the current working directory."""
     return Path(cfg.root).expanduser().resolve()
-
-
-def require_native(cfg: DictConfig, *, channels: int, image_size: int | None = None) -> None:
-    """Reject a channel count (and, where given, an image size) the dataset cannot provide."""
-    if cfg.channels is not None and cfg.channels != channels:
-        raise ConfigError("dataset.channels", f"{cfg.name} has {channels} channels; got {cfg.channels}")
-    if image_size is not None and cfg.image_size is not None and cfg.image_size != image_size:
-        message = f"{cfg.name} supports only its native {image_size} px; got {cfg.image_size}"
-        raise ConfigError("dataset.image_size", message)
 
 
 def missing_dataset(name: str, folder: Path, reason: str, layout: str) -> DatasetNotFoundError:

@@ -52,22 +52,24 @@ def enforce_on_cuda(budget_mb: float | None, device: torch.device) -> None:
     torch.cuda.reset_peak_memory_stats(device)
 
 
-def choose_batch_size(
-    model: nn.Module, input_shape: tuple[int, ...], num_classes: int, num_train: int, trainer_cfg, hardware,
-    device: torch.device,
-) -> BatchChoice:
-    requested = trainer_cfg.batch_size
-    budget_mb = hardware.memory_budget_mb
+def measure(model: nn.Module, input_shape: tuple[int, ...], num_classes: int, trainer_cfg, hardware,
+            device: torch.device) -> MemoryModel:
+    """The fitted memory model of one training step of `model` with the recipe's optimizer."""
+    return fit_memory_model(
+        model, input_shape, num_classes, device=device, margin_bytes=int(hardware.memory_margin_mb * MB),
+        optimizer_state_slots=optimizer_slots(trainer_cfg.optimizer, trainer_cfg.momentum),
+    )
+
+
+def check_budget(memory: MemoryModel | None, trainer_cfg, hardware) -> None:
+    """The refusals that need no training (checked before a run directory exists): batch_size=auto
+    without a budget, a budget below batch 1, an explicit batch over the budget."""
+    requested, budget_mb = trainer_cfg.batch_size, hardware.memory_budget_mb
     if budget_mb is None:
         if requested == "auto":
             raise ConfigError("trainer.batch_size", "auto picks the largest batch that fits hardware.memory_budget_mb; "
                                                     "set a budget or a batch size")
-        return BatchChoice(int(requested), 1.0, None)
-
-    memory = fit_memory_model(
-        model, input_shape, num_classes, device=device, margin_bytes=int(hardware.memory_margin_mb * MB),
-        optimizer_state_slots=optimizer_slots(trainer_cfg.optimizer, trainer_cfg.momentum),
-    )
+        return
     budget = budget_mb * MB
     if memory.peak(1) > budget:
         raise ConfigError(
@@ -75,17 +77,30 @@ def choose_batch_size(
             f"training needs {memory.peak(1) / MB:.1f} MB with batch 1 ({memory.static / MB:.1f} MB of parameters, "
             f"gradients and optimizer state + {memory.per_sample / MB:.2f} MB per sample); the budget is {budget_mb:g} MB",
         )
-    largest = _largest_measured_fit(model, input_shape, num_classes, memory, budget, min(num_train, MAX_BATCH), device)
-    if requested == "auto":
-        scale = largest / trainer_cfg.lr_reference_batch if trainer_cfg.lr_scaling == "linear" else 1.0
-        return BatchChoice(largest, scale, memory)
-    if memory.peak(int(requested)) > budget:
+    if requested != "auto" and memory.peak(int(requested)) > budget:
+        largest = memory.largest_batch(budget, powers_of_two(1, MAX_BATCH))
         raise ConfigError(
             "trainer.batch_size",
             f"batch {requested} needs {memory.peak(int(requested)) / MB:.1f} MB, over the budget of {budget_mb:g} MB; "
             f"the largest power-of-two batch that fits is {largest} (trainer.batch_size=auto picks it)",
         )
-    return BatchChoice(int(requested), 1.0, memory)
+
+
+def choose_batch_size(
+    model: nn.Module, input_shape: tuple[int, ...], num_classes: int, num_train: int, trainer_cfg, hardware,
+    device: torch.device,
+) -> BatchChoice:
+    budget_mb = hardware.memory_budget_mb
+    memory = None if budget_mb is None else measure(model, input_shape, num_classes, trainer_cfg, hardware, device)
+    check_budget(memory, trainer_cfg, hardware)
+    if memory is None:
+        return BatchChoice(int(trainer_cfg.batch_size), 1.0, None)
+    if trainer_cfg.batch_size != "auto":
+        return BatchChoice(int(trainer_cfg.batch_size), 1.0, memory)
+    cap = min(num_train, MAX_BATCH)
+    largest = _largest_measured_fit(model, input_shape, num_classes, memory, budget_mb * MB, cap, device)
+    scale = largest / trainer_cfg.lr_reference_batch if trainer_cfg.lr_scaling == "linear" else 1.0
+    return BatchChoice(largest, scale, memory)
 
 
 def _largest_measured_fit(model, input_shape, num_classes, memory: MemoryModel, budget: float, cap: int, device) -> int:

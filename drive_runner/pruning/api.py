@@ -18,10 +18,10 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from torch import nn
 
-from drive_runner.config import SCHEMAS
 from drive_runner.errors import ConfigError
 from drive_runner.pruning.masks import MaskEngine, find_prunable
 from drive_runner.pruning.methods import METHODS, PruningContext
+from drive_runner.pruning.options import METHOD_OPTIONS
 from drive_runner.pruning.sampling import Batch
 from drive_runner.pruning.scorers import get_scorer
 
@@ -50,7 +50,7 @@ def prune(
     **options,
 ) -> dict[str, torch.Tensor]:
     """Run the method with its schedule (e.g. SynFlow: 100 exponential steps) to `sparsity`, apply the
-    masks to the model (as `<param>_mask` buffers, zeroing pruned weights) and return them by name.
+    masks to the model (as `<param>_keep_mask` buffers, zeroing pruned weights) and return them by name.
 
     `options` are the method's config knobs (e.g. iterations=10, num_examples=128, alpha=0). Methods
     that train between pruning steps (imp, gmp) run only inside drive-run.
@@ -81,9 +81,9 @@ def prune(
 
 
 def _method_config(method: str, options: dict):
-    schemas = SCHEMAS["method"]
     try:
-        return OmegaConf.merge(OmegaConf.structured(schemas.get(method, schemas["base"])), {"name": method, **options})
+        schema = METHOD_OPTIONS.get(method, METHOD_OPTIONS["base"])
+        return OmegaConf.merge(OmegaConf.structured(schema), {"name": method, **options})
     except OmegaConfBaseException as error:
         raise ConfigError(f"method.{error.full_key}", str(error).splitlines()[0]) from None
 

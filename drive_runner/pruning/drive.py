@@ -17,6 +17,9 @@ class DrivePruning(ScoredPruning):
     default_schedule = "exponential"
 
     def check_config(self, cfg) -> None:
+        if not any(self.cfg[term] > 0 for term in ("alpha", "beta", "gamma")):
+            raise ConfigError("method.alpha", "with method.alpha, method.beta and method.gamma all 0 the score ranks "
+                                              "nothing; give at least one term a positive weight")
         if self.cfg.after_prune == "rewind_step" and self.cfg.rewind_step > 0 and self.warmup_epochs == 0:
             raise ConfigError("method.rewind_step", "rewinding to a warm-up step needs method.warmup_epochs >= 1")
 

@@ -24,6 +24,9 @@ class IterativeMagnitudePruning(PruningMethod):
     needs_session = True
 
     def check_config(self, cfg) -> None:
+        if int(cfg.trainer.epochs) == 0:
+            raise ConfigError("trainer.epochs", "imp trains every level for trainer.epochs, so 0 finds no mask; "
+                                                "give it epochs, or use method=magnitude to prune at initialisation")
         if self.warmup_epochs:
             raise ConfigError("method.warmup_epochs", "imp trains from initialisation in every level; use 0")
         if cfg.prune.scope != "global":

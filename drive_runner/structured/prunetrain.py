@@ -29,6 +29,9 @@ class PruneTrain(PruningMethod):
             raise ConfigError("method.interval", f"must be an integer >= 1 (epochs), got {self.cfg.interval}")
         if self.cfg.threshold <= 0:
             raise ConfigError("method.threshold", f"must be > 0, got {self.cfg.threshold}")
+        if int(cfg.trainer.epochs) < self.cfg.interval:
+            raise ConfigError("trainer.epochs", f"prunetrain removes channels every method.interval={self.cfg.interval} "
+                                                f"epochs of training; trainer.epochs={cfg.trainer.epochs} never gets there")
 
     def expected_survivors(self, engine: MaskEngine, density: float) -> int:
         return engine.total()  # no masks: pruned channels leave the model instead

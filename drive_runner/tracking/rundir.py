@@ -12,29 +12,34 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
+import secrets
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from drive_runner.errors import ConfigError, shorten
+
 SUMMARY = "summary.json"
 METRICS = "metrics.jsonl"
 
 
 def _replace_atomically(path: Path, write) -> None:
-    """Write through a temporary file in the same directory, then rename over the target."""
+    """Write through a temporary file in the same directory, then rename over the target.
+
+    The temporary file is created with mode 0666 minus the umask, like any file a program opens, so
+    collaborators can read results (tempfile.mkstemp would make it private to its owner)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
-        with os.fdopen(handle, "wb") as stream:
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "wb") as stream:
             write(stream)
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
@@ -69,6 +74,45 @@ def read_summary(run_dir: Path) -> dict | None:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return None
+
+
+def check_output_directory(key: str, path: str, multirun: bool) -> None:
+    """Refuse, before anything is written, a run (or sweep) directory that cannot take this run: an
+    empty path, one that already holds completed results, or one that cannot be created and written
+    (a file in the way, no permission, a name the file system refuses)."""
+    if not str(path).strip():
+        raise ConfigError(key, "must name a directory; got an empty path")
+    target = Path(path)
+    try:
+        if target.exists() and not target.is_dir():
+            raise ConfigError(key, f"{path} is a file, not a directory")
+        runs = [target] + ([p for p in target.iterdir() if p.is_dir()] if multirun and target.is_dir() else [])
+        if any((read_summary(run) or {}).get("status") == "completed" for run in runs):
+            raise ConfigError(key, f"{path} already holds completed results; choose a new directory")
+        _probe_writable(target)
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise ConfigError(key, f"cannot create and write the directory {shorten(str(path), 120)}: {reason}") from None
+
+
+def _probe_writable(target: Path) -> None:
+    """Create the directory and a file in it, then remove what the probe created."""
+    created = []
+    ancestor = target.absolute()
+    while not ancestor.exists():
+        created.append(ancestor)
+        ancestor = ancestor.parent
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        probe = target / f".drive-run-probe-{secrets.token_hex(4)}"
+        probe.touch()
+        probe.unlink()
+    finally:
+        for directory in created:  # deepest first
+            try:
+                directory.rmdir()
+            except OSError:
+                pass
 
 
 class RunDirectory:
