@@ -55,14 +55,21 @@ class SavedTensorMeter:
         self._seen.clear()
         self.bytes = 0
 
-    def _pack(self, tensor: torch.Tensor):
+    def include(self, tensor: torch.Tensor) -> int:
+        """Count a tensor that is resident (saved for backward, or an input batch or output held by the
+        caller) once, like every storage; returns the bytes it added (0 when already counted)."""
         storage = tensor.untyped_storage()
         pointer = storage.data_ptr()
-        if pointer not in self._excluded and pointer not in self._seen:
-            self._seen.add(pointer)
-            self.bytes += storage.nbytes()
-            if self._per_layer:
-                self.layers[self._current] = self.layers.get(self._current, 0) + storage.nbytes()
+        if pointer in self._excluded or pointer in self._seen:
+            return 0
+        self._seen.add(pointer)
+        self.bytes += storage.nbytes()
+        return storage.nbytes()
+
+    def _pack(self, tensor: torch.Tensor):
+        added = self.include(tensor)
+        if self._per_layer and added:
+            self.layers[self._current] = self.layers.get(self._current, 0) + added
         return tensor
 
     @contextlib.contextmanager
@@ -120,8 +127,8 @@ def saved_bytes_of_step(
     finally:
         _restore_batchnorm(module, state)
         module.train(was_training)
-    input_bytes = 0 if inputs.untyped_storage().data_ptr() in meter._seen else tensor_bytes([inputs])
-    return meter.bytes + input_bytes, meter.layers
+    meter.include(inputs)
+    return meter.bytes, meter.layers
 
 
 def fit_memory_model(

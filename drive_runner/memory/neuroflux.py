@@ -8,8 +8,9 @@ Everything below the abstract's level is this project's design (METHODS.md §3.2
 3. Each block gets the largest power-of-two batch that fits (1 - reserve) x budget with the narrowest
    heads, then heads are widened from the deepest unit up while the block still fits.
 4. Blocks train one after another with local losses (every unit's input is detached, so no gradient
-   crosses a unit boundary; a unit's graph is freed by its own backward). A trained block is frozen and
-   its outputs for all images are cached, so later blocks never run it forward again.
+   crosses a unit boundary; a unit's graph is freed by its own backward). Only the block in training is
+   on the device. A trained block is frozen (its gradients freed), its outputs for all images are cached,
+   so later blocks never run it forward again, and it goes back to the host.
 5. Every exit (units 1..l plus head l) is evaluated on held-out training images; the chosen exit is the
    shallowest within `exit_tolerance` points of the best, saved as a standalone model.
 """
@@ -28,7 +29,7 @@ from torch import nn
 
 from drive_runner.data.in_memory import random_crop_flip
 from drive_runner.errors import ConfigError
-from drive_runner.memory.accounting import MB, MemoryModel, SavedTensorMeter, fit_memory_model, tensor_bytes
+from drive_runner.memory.accounting import MB, MemoryModel, SavedTensorMeter, fit_memory_model
 from drive_runner.memory.budget import powers_of_two
 from drive_runner.memory.cache import ActivationCache
 from drive_runner.memory.heads import ExitModel, build_head, filter_candidates, head_spec
@@ -85,6 +86,7 @@ class NeuroFluxTrainer:
     # ------------------------------------------------------------------ the whole procedure
     def fit(self) -> NeuroFluxResult:
         started = time.perf_counter()
+        self.model.to("cpu")  # each block comes to the device for its own training only
         units = self._units()
         train_idx, val_idx = self._validation_split()
         blocks = self._plan(units, len(train_idx))
@@ -103,6 +105,9 @@ class NeuroFluxTrainer:
                 source, test_source, cache_report = self._cache(number, block, source, test_source)
                 report["cache_s"] = time.perf_counter() - cache_started
                 cache_reports.append(cache_report)
+            for unit in block.units:  # off the device: the next block's budget is its own
+                unit.module.to("cpu")
+                unit.head.to("cpu")
             block_reports.append(report)
             self.log("neuroflux_block", **{k: v for k, v in report.items() if not isinstance(v, list)})
 
@@ -111,7 +116,7 @@ class NeuroFluxTrainer:
             params_so_far += sum(p.numel() for p in unit.module.parameters())
             exit_row["params"] = params_so_far + sum(p.numel() for p in unit.head.parameters())
         chosen = self._choose_exit(exits)
-        exit_model = ExitModel([u.module for u in units[: chosen + 1]], units[chosen].head).eval()
+        exit_model = ExitModel([u.module for u in units[: chosen + 1]], units[chosen].head).eval().to(self.device)
         report = {
             "budget_mb": None if self.budget is None else self.budget / MB,
             "blocks": block_reports,
@@ -137,7 +142,7 @@ class NeuroFluxTrainer:
         units, shape = [], tuple(self.data.input_shape)
         with torch.no_grad():
             self.model.eval()
-            x = torch.zeros((1, *shape), device=self.device)
+            x = torch.zeros((1, *shape))
             for index, module in enumerate(modules):
                 y = module(x)
                 units.append(Unit(index, module, tuple(x.shape[1:]), tuple(y.shape[1:]), index == len(modules) - 1))
@@ -149,12 +154,14 @@ class NeuroFluxTrainer:
             else:
                 channels = unit.output_shape[0]
                 widths = filter_candidates(channels, int(self.cfg.min_aux_filters)) if len(unit.output_shape) > 1 else [0]
-                heads = [build_head(head_spec(unit.output_shape, w, self.num_classes)).to(self.device) for w in widths]
+                heads = [build_head(head_spec(unit.output_shape, w, self.num_classes)) for w in widths]
             for width, head in zip(widths, heads):
+                profiled = nn.Sequential(unit.module, head).to(self.device)  # measured where it will train
                 unit.memory[width] = fit_memory_model(
-                    nn.Sequential(unit.module, head), unit.input_shape, self.num_classes, device=self.device,
+                    profiled, unit.input_shape, self.num_classes, device=self.device,
                     optimizer_state_slots=SGD_MOMENTUM_SLOTS, margin_bytes=0,
                 )
+                profiled.to("cpu")
         return units
 
     def _plan(self, units: list[Unit], num_train: int) -> list[Block]:
@@ -195,11 +202,15 @@ class NeuroFluxTrainer:
         return max(a, b) / max(min(a, b), 1.0)
 
     def _block_peak(self, block: Block, batch: int) -> int:
-        """M_B(b) = sum of the units' static memory + b (block input + the largest unit's activations)."""
+        """M_B(b) = sum of the units' static memory + b (block input + the largest unit's activations).
+
+        A unit's measured per-sample bytes already hold its own input; the first unit's input is the
+        block input, so it is counted once."""
         models = [unit.memory[unit.head_width] for unit in block.units]
         input_bytes = 4 * int(torch.Size(block.units[0].input_shape).numel())
         static = sum(m.static + m.fixed for m in models)
-        return int(static + batch * (input_bytes + max(m.per_sample for m in models)) + self.margin)
+        per_sample = max(m.per_sample + (input_bytes if i > 0 else 0) for i, m in enumerate(models))
+        return int(static + batch * per_sample + self.margin)
 
     def _validation_split(self) -> tuple[torch.Tensor, torch.Tensor]:
         count = self.data.train.num_samples
@@ -218,6 +229,8 @@ class NeuroFluxTrainer:
                 unit.head = build_head(unit.spec).to(self.device)
             else:
                 unit.head = self._model_head
+            unit.module.to(self.device)
+            unit.head.to(self.device)
         scale = batch / int(self.cfg.lr_reference_batch) if self.cfg.lr_scaling == "linear" else 1.0
         lr = float(self.cfg.lr) * scale
         optimizers = [
@@ -239,26 +252,31 @@ class NeuroFluxTrainer:
             for step, indices in enumerate(order.split(batch)):
                 self._set_lr(optimizers, lr, epoch, step, steps_per_epoch, epochs, warmup=scale != 1.0)
                 inputs, targets = source.take(indices, augment=True, generator=generator)
-                x, targets = inputs.to(self.device), targets.to(self.device)
-                step_peak = 0
+                block_input, targets = inputs.to(self.device), targets.to(self.device)  # resident all step
+                x, step_peak = block_input, 0
                 for position, (unit, optimizer) in enumerate(zip(units, optimizers)):
                     meter.reset()  # each unit's graph is freed by its own backward
+                    meter.include(block_input)
+                    meter.include(x)
                     with meter.measuring():
                         out = unit.module(x.detach())  # the input is detached: no gradient crosses the unit
                         loss = F.cross_entropy(unit.head(out), targets)
+                    meter.include(out)  # every storage once: the head's input is the unit's output
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     optimizer.step()
-                    step_peak = max(step_peak, meter.bytes + tensor_bytes([out]))
+                    step_peak = max(step_peak, meter.bytes)
                     losses[position] += loss.item() * len(targets)
                     x = out.detach()
-                peak = max(peak, static + tensor_bytes([inputs]) + step_peak + self.margin)
+                peak = max(peak, static + step_peak + self.margin)
             self.log("neuroflux_epoch", block=number, epoch=epoch + 1, lr=optimizers[0].param_groups[0]["lr"],
                      **{f"loss_unit{u.index}": float(losses[i]) / len(train_idx) for i, u in enumerate(units)})
-        for unit in units:  # frozen from here on: eval-mode BN, no gradients
+        for unit in units:  # frozen from here on: eval-mode BN, no gradients kept
             for module in (unit.module, unit.head):
                 module.eval()
                 module.requires_grad_(False)
+                for param in module.parameters():
+                    param.grad = None
         report = {
             "block": number,
             "units": [u.index for u in units],
@@ -266,12 +284,15 @@ class NeuroFluxTrainer:
             "lr": lr,
             "aux_filters": [None if u.is_last else u.head_width for u in units],
             "modelled_peak_mb": self._block_peak(block, batch) / MB,
+            # On the CPU the measurement is the saved-tensor count; on CUDA the allocator's own peak.
+            "counted_peak_mb": peak / MB,
             "measured_peak_mb": peak / MB,
             "epochs": epochs,
             "time_s": time.perf_counter() - started,
         }
         if self.device.type == "cuda":
-            report["cuda_peak_mb"] = torch.cuda.max_memory_allocated(self.device) / MB
+            peak = torch.cuda.max_memory_allocated(self.device)
+            report["measured_peak_mb"] = report["cuda_peak_mb"] = peak / MB
         if self.budget is not None and peak > self.budget:
             self.warn(f"NeuroFlux block {number} measured {peak / MB:.1f} MB, over the {self.budget / MB:g} MB budget")
         self.line(f"neuroflux: block {number} (units {report['units']}) batch {batch}, "

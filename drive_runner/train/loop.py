@@ -214,7 +214,8 @@ class TrainingSession:
                     if extra is not None:
                         total = total + extra
             if self._meter is not None:
-                step_bytes = self._memory_static + self._meter.bytes + inputs.numel() * inputs.element_size()
+                self._meter.include(inputs)  # once, whether or not the first layer saved it
+                step_bytes = self._memory_static + self._meter.bytes
                 self.measured_peak_bytes = max(self.measured_peak_bytes, step_bytes)
             self.optimizer.zero_grad(set_to_none=True)
             total.backward()
