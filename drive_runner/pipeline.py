@@ -145,8 +145,8 @@ def _run_phases(cfg, directory: RunDirectory, tracker: Tracker, console: Console
     density = method.target_density(target_density(cfg))
     prunable_at_start = engine.total()
     console.line(
-        f"drive-run: {cfg.method.name} on {cfg.model.name}/{cfg.dataset.name}, target sparsity {1 - density:.6g}, "
-        f"{engine.total():,} prunable weights in {len(engine.targets)} tensors, device {device}"
+        f"{cfg.method.name}: target sparsity {1 - density:.6g} of {engine.total():,} prunable weights in "
+        f"{len(engine.targets)} tensors of {cfg.model.name}, data {cfg.dataset.name}, device {device}"
     )
     batch = choose_batch_size(model, data.input_shape, data.num_classes, data.train.num_samples, cfg.trainer,
                               cfg.hardware, device)
@@ -165,7 +165,7 @@ def _run_phases(cfg, directory: RunDirectory, tracker: Tracker, console: Console
         input_shape=data.input_shape, num_classes=data.num_classes,
         examples=_example_sampler(data.train, seed), next_batches=_batch_stream(data.train, session.batch_size, seed),
         session=session, initial_state=session.snapshot(),
-        on_step=lambda step, achieved: tracker.event("prune_step", step=step, density=achieved),
+        on_step=lambda step, total, achieved: _pruning_step(tracker, console, method.step_name, step, total, achieved),
         log=tracker.event, mark_mask_fixed=lambda: mask_fixed_at.append(phases.since_start()), warn=console.warn,
     )
     total_epochs = int(cfg.trainer.epochs)
@@ -225,7 +225,7 @@ def _run_neuroflux(cfg, model, data, device, directory: RunDirectory, tracker: T
                    phases: _Phases) -> dict:
     """NeuroFlux replaces warm-up, pruning and training: blocks trained locally under the memory budget;
     the deployed model is the chosen early exit."""
-    console.line(f"drive-run: NeuroFlux on {cfg.model.name}/{cfg.dataset.name}, device {device}")
+    console.line(f"neuroflux: {cfg.model.name} on {cfg.dataset.name}, device {device}")
     enforce_on_cuda(cfg.hardware.memory_budget_mb, device)
     trainer = NeuroFluxTrainer(model, data, cfg.trainer, cfg.hardware, device=device, seed=int(cfg.seed),
                                run_dir=directory.path, log=tracker.event, line=console.line, warn=console.warn)
@@ -247,6 +247,11 @@ def _run_neuroflux(cfg, model, data, device, directory: RunDirectory, tracker: T
                  f"{outcome.report['full_model_params']:,} parameters), test_acc {final['top1']:.4f}")
     result["neuroflux"] = outcome.report
     return result
+
+
+def _pruning_step(tracker: Tracker, console: Console, step_name: str, step: int, total: int, density: float) -> None:
+    tracker.event("prune_step", step=step, density=density)
+    console.prune_step(step_name, step, total, density)
 
 
 def _example_sampler(source, seed: int):

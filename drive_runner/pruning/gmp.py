@@ -62,6 +62,9 @@ class _GradualPruning(TrainingCallback):
         self.interval = int(schedule.interval_steps)
         self.initial_sparsity = float(schedule.initial_sparsity)
         self.events = 0
+        # Pruning events: every interval from the start (after step 1 at the earliest), and the window's end.
+        first = start_step if start_step > 0 else self.interval
+        self.total_events = len(range(first, end_step, self.interval)) + 1
 
     def on_step_end(self, session) -> None:
         step = session.step
@@ -74,6 +77,6 @@ class _GradualPruning(TrainingCallback):
         engine = self.ctx.engine
         engine.prune_to_density({n: p.detach().abs() for n, p in engine.params.items()}, density)
         self.events += 1
-        self.ctx.on_step(self.events, engine.density())
+        self.ctx.on_step(self.events, self.total_events, engine.density())
         if step == self.end_step:
             self.ctx.mark_mask_fixed()

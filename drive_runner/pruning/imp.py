@@ -22,6 +22,7 @@ class IterativeMagnitudePruning(PruningMethod):
     schedules = ("imp_levels",)
     default_schedule = "imp_levels"
     needs_session = True
+    step_name = "level"
 
     def check_config(self, cfg) -> None:
         if int(cfg.trainer.epochs) == 0:
@@ -69,7 +70,7 @@ class IterativeMagnitudePruning(PruningMethod):
                 session.rewind(rewind_state, rewind_step)
                 self._train_level(ctx, level)
             engine.prune_to_count({name: p.detach().abs() for name, p in engine.params.items()}, survivors)
-            ctx.on_step(level + 1, engine.density())
+            ctx.on_step(level + 1, len(levels), engine.density())
         session.rewind(rewind_state, rewind_step)  # the final ticket trains in the sparse-training phase
 
     @staticmethod

@@ -40,7 +40,8 @@ class PruningContext:
     session: Any = None
     # Weights and buffers before any training, for methods that rewind to initialisation.
     initial_state: dict | None = None
-    on_step: Callable[[int, float], None] = lambda step, density: None
+    # After every pruning step: (step, steps in all, density reached).
+    on_step: Callable[[int, int, float], None] = lambda step, total, density: None
     log: Callable[..., None] = lambda event, **fields: None
     # Called by methods that fix their mask during training (GMP), for the find-mask time.
     mark_mask_fixed: Callable[[], None] = lambda: None
@@ -67,6 +68,7 @@ class PruningMethod:
     prunes_during_training = False  # True: the mask is only final after training (GMP)
     needs_session = False  # True: find_mask trains the network (IMP), so it only runs inside the runner
     structured = False  # True: removes whole channels physically instead of masking weights (PruneTrain)
+    step_name = "step"  # what one pruning step is called in progress lines
 
     def __init__(self, cfg, schedule_cfg):
         self.cfg = cfg
@@ -142,7 +144,7 @@ class ScoredPruning(PruningMethod):
                 input_shape=ctx.input_shape, **self.scorer_options(),
             )
             ctx.engine.prune_to_density(scores, density, scope=self.scope())
-            ctx.on_step(step, ctx.engine.density())
+            ctx.on_step(step, len(path), ctx.engine.density())
 
 
 @register_method
@@ -150,7 +152,8 @@ class RandomPruning(ScoredPruning):
     name = "random"
 
     def scope(self) -> str | None:
-        return "layerwise" if self.cfg.variant == "layerwise" else "global"
+        """variant=layerwise forces one ranking per tensor; otherwise prune.scope decides, as for every method."""
+        return "layerwise" if self.cfg.variant == "layerwise" else None
 
 
 @register_method

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 
 from rich.console import Console as RichConsole
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 log = logging.getLogger("drive_runner")
+PLAIN_PROGRESS_INTERVAL_S = 5.0  # off a terminal, a long loop prints a progress line this often
 
 
 def format_epoch(metrics: dict) -> str:
@@ -36,10 +38,16 @@ class Console:
         self.interactive = self.rich.is_terminal if interactive is None else interactive
         self._progress: Progress | None = None
         self._epoch_task = self._batch_task = None
+        self._pruning: Progress | None = None  # the bar of a pruning loop
+        self._pruning_text = ""
+        self._last_plain_line = float("-inf")
 
     # ----------------------------------------------------------------- lines
     def line(self, text: str) -> None:
         log.info(text)
+        self._print(text)
+
+    def _print(self, text: str) -> None:
         if self._progress is not None:
             self._progress.console.print(text, markup=False, highlight=False)
         elif self.interactive:
@@ -52,7 +60,36 @@ class Console:
         print(f"warning: {text}", file=sys.stderr, flush=True)
 
     # ----------------------------------------------------------------- progress (the loop's Progress protocol)
+    def prune_step(self, step_name: str, step: int, total: int, density: float) -> None:
+        """Progress of a pruning loop (DRIVE's and SynFlow's steps, IMP's levels): a bar on a terminal,
+        off one the first and last step and a line every few seconds between."""
+        text = f"[prune] {step_name} {step}/{total}, density {density:.4g}"
+        log.info(text)
+        if self.interactive and self._progress is None:
+            if self._pruning is None:
+                self._pruning = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                         TimeElapsedColumn(), TimeRemainingColumn(), console=self.rich, transient=True)
+                self._pruning.start()
+                self._pruning.add_task(text, total=total)
+            self._pruning.update(self._pruning.task_ids[0], completed=step, description=text)
+            self._pruning_text = text
+            if step >= total:
+                self._end_pruning()
+            return
+        now = time.monotonic()
+        if step in (1, total) or now - self._last_plain_line >= PLAIN_PROGRESS_INTERVAL_S:
+            self._last_plain_line = now
+            self._print(text)
+
+    def _end_pruning(self) -> None:
+        """Close the pruning bar, leaving its last state as a line."""
+        if self._pruning is not None:
+            self._pruning.stop()
+            self._pruning = None
+            self._print(self._pruning_text)
+
     def start_phase(self, phase: str, epochs: int, batches_per_epoch: int) -> None:
+        self._end_pruning()  # IMP trains between its levels
         if not self.interactive:
             self.line(f"[{phase}] {epochs} epochs x {batches_per_epoch} batches")
             return
@@ -90,7 +127,7 @@ class Console:
         trainer = " (NeuroFlux)" if "neuroflux" in summary else ""
         table = Table(title=f"drive-run: {summary.get('method')}{trainer} on {summary.get('model')}/{summary.get('dataset')}")
         table.add_column("result")
-        table.add_column("value", justify="right")
+        table.add_column("value", justify="right", overflow="fold")  # long paths wrap instead of being cut
         for key, value in summary_rows(summary):
             table.add_row(key, value)
         self.rich.print(table)
@@ -130,8 +167,8 @@ class QuietConsole(Console):
     def __init__(self):
         super().__init__(interactive=False)
 
-    def line(self, text: str) -> None:
-        log.info(text)
+    def _print(self, text: str) -> None:
+        pass
 
     def summary_table(self, summary: dict) -> None:
         pass
