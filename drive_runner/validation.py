@@ -234,7 +234,7 @@ def _check_buildable(cfg: DictConfig, memory: bool) -> None:
     method.check_config(cfg)
     input_shape, num_classes = describe(cfg.dataset)
     with torch.device("meta"):
-        model = build_model(cfg.model, input_shape=input_shape, num_classes=num_classes)
+        model = build_model(cfg.model, input_shape=input_shape, num_classes=num_classes, initialised=False)
     if cfg.trainer.name == "neuroflux":
         _check("method", cfg.method.name == "dense",
                "trainer=neuroflux trains a dense network with local losses; use method=dense (its default)")

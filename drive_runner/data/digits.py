@@ -10,8 +10,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig
-from sklearn.datasets import load_digits
-from sklearn.model_selection import train_test_split
 
 from .bundle import DataBundle
 from .in_memory import InMemorySource
@@ -26,6 +24,9 @@ def build(cfg: DictConfig, seed: int, num_workers: int) -> DataBundle:
     """Resizing and channel repeats happen once here; no augmentation, as digits are not flip-invariant."""
     channels = 1 if cfg.channels is None else cfg.channels
     size = cfg.image_size or NATIVE_SIZE
+
+    from sklearn.datasets import load_digits  # imported on use: scikit-learn takes a second to import
+    from sklearn.model_selection import train_test_split
 
     digits = load_digits()
     images = torch.tensor(digits.images, dtype=torch.float32).div_(MAX_VALUE).unsqueeze(1)

@@ -30,12 +30,12 @@ from omegaconf import DictConfig
 from PIL import Image
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, default_collate
-from torchvision import transforms as T
-from torchvision.datasets.folder import IMG_EXTENSIONS
 
 from .bundle import Batch, BatchSource, DataBundle, Indices
 from .registry import Native, data_root, fetch, missing_dataset, register
 
+# The image files torchvision's ImageFolder reads.
+IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 TINY_LAYOUT = (
@@ -133,7 +133,15 @@ def image_files(folder: Path) -> List[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMG_EXTENSIONS)
 
 
+def transforms():
+    """torchvision's transforms, imported on use: torchvision takes seconds to import."""
+    from torchvision import transforms as T
+
+    return T
+
+
 def normalised(*steps: Callable) -> Transform:
+    T = transforms()
     return T.Compose([*steps, T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
 
 
@@ -165,6 +173,7 @@ def build_tinyimagenet(cfg: DictConfig, seed: int, num_workers: int) -> DataBund
                 raise missing_dataset("tinyimagenet", folder, reason, TINY_LAYOUT)
             test.append((folder / "val" / "images" / filename, index[wnid]))
 
+    T = transforms()
     size = cfg.image_size or 64
     resize = [T.Resize((size, size))] if size != 64 else []
     eval_transform = normalised(*resize)
@@ -198,6 +207,7 @@ def build_imagenet(cfg: DictConfig, seed: int, num_workers: int) -> DataBundle:
     train = [(path, index[wnid]) for wnid in wnids for path in image_files(folder / "train" / wnid)]
     test = [(path, index[wnid]) for wnid in val_wnids for path in image_files(folder / "val" / wnid)]
 
+    T = transforms()
     size = cfg.image_size or 224
     eval_transform = normalised(T.Resize(round(size * 256 / 224)), T.CenterCrop(size))
     train_transform = normalised(T.RandomResizedCrop(size), T.RandomHorizontalFlip()) if cfg.augment else None

@@ -11,7 +11,6 @@ from typing import Any, Callable, Dict, List, Tuple
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
-from torchvision.datasets.utils import download_and_extract_archive
 
 from ..errors import ConfigError, DatasetNotFoundError
 from .bundle import DataBundle
@@ -105,6 +104,8 @@ def fetch(name: str, folder: Path, *, download: bool, url: str, md5: str | None,
         return
     if not download:
         raise missing_dataset(name, folder, "dataset.download=false", layout)
+    from torchvision.datasets.utils import download_and_extract_archive  # on use: torchvision imports slowly
+
     try:
         download_and_extract_archive(url, download_root=str(folder.parent), md5=md5, remove_finished=True)
     except Exception as exc:  # network, disk or checksum trouble: all the user's to fix, none a bug here

@@ -54,8 +54,9 @@ def require_image_size(model: str, input_shape: InputShape, minimum: int, sugges
         )
 
 
-def build_model(cfg: Any, input_shape: InputShape, num_classes: int) -> nn.Module:
-    """Builds the model named by `cfg.name` for this input shape and class count, then initialises it.
+def build_model(cfg: Any, input_shape: InputShape, num_classes: int, initialised: bool = True) -> nn.Module:
+    """Builds the model named by `cfg.name` for this input shape and class count, then initialises it
+    (`initialised=False` skips that, for shape checks on the meta device).
 
     All randomness comes from torch's global RNG, so `torch.manual_seed(s)` beforehand fixes the weights.
     """
@@ -63,12 +64,13 @@ def build_model(cfg: Any, input_shape: InputShape, num_classes: int) -> nn.Modul
     if name not in _BUILDERS:
         raise ConfigError("model", f"unknown model {name!r}; allowed: {', '.join(model_names())}")
     model = _BUILDERS[name](tuple(input_shape), num_classes, cfg)
-    initialise(
+    if initialised:
+        initialise(
         model,
-        conv_init=option(cfg, "conv_init", "kaiming_fan_in"),
-        linear_init=option(cfg, "linear_init", "kaiming"),
-        bn_init=option(cfg, "bn_init", "constant"),
-    )
+            conv_init=option(cfg, "conv_init", "kaiming_fan_in"),
+            linear_init=option(cfg, "linear_init", "kaiming"),
+            bn_init=option(cfg, "bn_init", "constant"),
+        )
     return model
 
 

@@ -6,7 +6,6 @@ max-pool) is the project default up to 64 px, since the ImageNet stem's 4x downs
 
 from __future__ import annotations
 
-import torchvision
 from torch import nn
 
 from drive_runner.errors import ConfigError
@@ -19,6 +18,8 @@ CIFAR_STEM_MAX_SIZE = 64
 
 
 def _imagenet_resnet18(in_channels: int, num_classes: int) -> nn.Module:
+    import torchvision  # imported on use: it takes seconds, and every other model is built without it
+
     model = torchvision.models.resnet18(num_classes=num_classes)
     if in_channels != 3:
         model.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)

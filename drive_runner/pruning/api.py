@@ -22,6 +22,7 @@ from drive_runner.errors import ConfigError
 from drive_runner.pruning.masks import MaskEngine, find_prunable
 from drive_runner.pruning.methods import METHODS, PruningContext
 from drive_runner.pruning.options import METHOD_OPTIONS
+from drive_runner.pruning.targets import density_of
 from drive_runner.pruning.sampling import Batch
 from drive_runner.pruning.scorers import get_scorer
 
@@ -72,7 +73,7 @@ def prune(
     device = next(model.parameters()).device
     num_classes = int(max(int(targets.max()) for _, targets in batches) + 1) if batches else 0
     context = PruningContext(
-        model=model, engine=engine, target_density=pruner.target_density(1.0 - sparsity), seed=seed, device=device,
+        model=model, engine=engine, target_density=pruner.target_density(density_of(sparsity)), seed=seed, device=device,
         input_shape=input_shape or _input_shape(batches), num_classes=num_classes,
         examples=lambda count, balanced: _concatenate(batches), next_batches=lambda k: [next(cycle) for _ in range(k)],
     )

@@ -52,8 +52,8 @@ def count_flops(model: nn.Module, input_shape: tuple[int, ...]) -> list[LayerFlo
     was_training = model.training
     model.eval()
     try:
-        device = next(model.parameters()).device
-        model(torch.zeros((1, *input_shape), device=device))
+        reference = next(model.parameters())
+        model(torch.zeros((1, *input_shape), device=reference.device, dtype=reference.dtype))
     finally:
         model.train(was_training)
         for hook in hooks:
