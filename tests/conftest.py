@@ -1,4 +1,10 @@
-"""Shared test helpers: compose configs the way the CLI does, and run the real `drive-run` command."""
+"""Shared test helpers: compose configs the way the CLI does, and run the real `drive-run` command.
+
+Every test runs on the CPU (`hardware.device=cpu`, even where a GPU exists). Commands started as
+subprocesses also pin their thread count (`hardware.threads=1`), so two of them compare exactly; the
+in-process tests keep the thread count the environment gives, and must pass with OMP_NUM_THREADS=1
+and with 2 threads (float32 tolerances hold for either summation order).
+"""
 
 from __future__ import annotations
 
@@ -13,11 +19,13 @@ from drive_runner.cli.compose import compose_config
 
 REPO = Path(__file__).resolve().parents[1]
 DRIVE_RUN = Path(sys.executable).with_name("drive-run")
+ON_THE_CPU = ["hardware.device=cpu"]
+PINNED_THREADS = ["hardware.threads=1"]
 
 
 def make_cfg(*overrides: str):
-    """The composed config for these overrides (as the CLI composes it)."""
-    return compose_config(list(overrides))
+    """The composed config for these overrides (as the CLI composes it), on the CPU unless they say otherwise."""
+    return compose_config(list(overrides), defaults=ON_THE_CPU)
 
 
 def quick_cfg(*overrides: str):
@@ -26,12 +34,17 @@ def quick_cfg(*overrides: str):
     return make_cfg("dataset=digits", "model=lenet300", "logger=none", "trainer.epochs=1", *method, *overrides)
 
 
-def run_cli(*args: str, cwd: Path, env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
-    """Run the installed `drive-run` console script as a user would, offline."""
-    environment = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", **(env or {})}
+def run_cli(*args: str, cwd: Path, env: dict | None = None, timeout: int = 300, pinned: bool = True
+            ) -> subprocess.CompletedProcess:
+    """Run the installed `drive-run` console script as a user would, offline; on the CPU with one thread
+    unless `args` set those keys (or `pinned=False`, for arguments that must stand alone)."""
+    environment = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
     environment.pop("WANDB_API_KEY", None)
+    environment.update(env or {})
+    given = {a.split("=", 1)[0] for a in args}
+    pins = [p for p in ON_THE_CPU + PINNED_THREADS if pinned and p.split("=", 1)[0] not in given]
     return subprocess.run(
-        [str(DRIVE_RUN), *args], cwd=cwd, env=environment, capture_output=True, text=True, timeout=timeout
+        [str(DRIVE_RUN), *args, *pins], cwd=cwd, env=environment, capture_output=True, text=True, timeout=timeout
     )
 
 

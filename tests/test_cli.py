@@ -1,12 +1,14 @@
 """End-to-end runs of the real `drive-run` command on the digits data (the issue's acceptance commands)."""
 
-import time
+import os
+import stat
+import subprocess
 from pathlib import Path
 
 import pytest
 import torch
 
-from tests.conftest import read_json, run_cli
+from tests.conftest import DRIVE_RUN, read_json, run_cli
 
 
 def test_magnitude_lenet300_acceptance(tmp_path: Path):
@@ -85,11 +87,9 @@ def test_joblib_sweep_gives_the_same_results_as_the_basic_launcher(tmp_path: Pat
         b = read_json(tmp_path / "joblib" / job / "summary.json")
         assert a["status"] == b["status"] == "completed"
         assert a["method"] == b["method"] and a["run_dir"] != b["run_dir"]
-        # Same masks, same data order; joblib workers run with fewer CPU threads, so float sums may
-        # differ in the last digits.
+        # Same masks, same data order, the same pinned thread count: the same numbers.
         assert a["layers"] == b["layers"]
-        assert a["test_loss"] == pytest.approx(b["test_loss"], rel=1e-4)
-        assert abs(a["test_acc"] - b["test_acc"]) <= 1 / 360
+        assert (a["test_loss"], a["test_acc"]) == (b["test_loss"], b["test_acc"])
 
 
 def test_a_failing_job_does_not_lose_the_others(tmp_path: Path):
@@ -106,25 +106,74 @@ def test_a_failing_job_does_not_lose_the_others(tmp_path: Path):
     assert "dataset=digits" in result.stdout and "Traceback" not in result.stderr
 
 
-def test_quickstart_finishes_within_a_minute(tmp_path: Path):
-    started = time.perf_counter()
+def test_quickstart_announces_itself_first_and_ends_with_the_summary_table(tmp_path: Path):
     result = run_cli("experiment=quickstart", "hydra.run.dir=Q", cwd=tmp_path)
-    elapsed = time.perf_counter() - started
     assert result.returncode == 0, result.stderr
     summary = read_json(tmp_path / "Q" / "summary.json")
     assert summary["status"] == "completed" and summary["dataset"] == "digits"
     assert summary["test_acc"] > 0.9
-    assert elapsed < 60, f"quickstart took {elapsed:.0f}s"
+    lines = result.stdout.splitlines()
+    assert lines[0] == "drive-run: drive on lenet300/digits into Q"  # printed before any data or model loads
+    progress = [line for line in lines if line.startswith("[prune] step")]
+    assert progress[0] == "[prune] step 1/100, density 0.9772" and progress[-1].startswith("[prune] step 100/100")
     assert "test accuracy (top-1)" in result.stdout  # the final summary table
 
 
 def test_runs_started_together_get_different_directories(tmp_path: Path):
-    import subprocess
-
-    from tests.conftest import DRIVE_RUN
-
     args = [str(DRIVE_RUN), "dataset=digits", "model=lenet300", "method=random", "trainer.epochs=0", "logger=none"]
     first = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     second = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     assert first.wait(timeout=120) == 0 and second.wait(timeout=120) == 0
     assert len(list(tmp_path.glob("outputs/runs/*/summary.json"))) == 2
+
+
+def test_help_is_drive_runs_own_and_lists_the_groups(tmp_path: Path):
+    result = run_cli("--help", cwd=tmp_path, pinned=False)
+    assert result.returncode == 0 and result.stderr == ""
+    assert result.stdout.startswith("usage: drive-run [-m]")
+    for text in ("method      dense drive gmp grasp imp magnitude prunetrain random snip synflow", "sparsity=S",
+                 "trainer.epochs=N", "README.md"):
+        assert text in result.stdout
+    assert "schema" not in result.stdout and "Hydra" not in result.stdout.split("options:")[0]
+    version = run_cli("--version", cwd=tmp_path, pinned=False)
+    assert version.returncode == 0 and version.stdout.strip() == "drive-run (drive-runner 0.1.0)"
+    memory = subprocess.run([str(DRIVE_RUN.with_name("drive-memory")), "--help"], capture_output=True, text=True)
+    assert memory.returncode == 0 and memory.stdout.startswith("usage: drive-memory")
+
+
+def test_a_closed_pipe_ends_the_output_quietly(tmp_path: Path):
+    # `true` exits without reading, so every write of drive-run meets a closed pipe.
+    result = subprocess.run(["bash", "-c", f"set -o pipefail; {DRIVE_RUN} --help | true"], capture_output=True,
+                            text=True, cwd=tmp_path)
+    assert result.returncode == 0 and result.stderr == ""
+
+
+def test_results_are_readable_by_collaborators_under_umask_022(tmp_path: Path):
+    from drive_runner.pipeline import run
+    from tests.conftest import quick_cfg
+
+    previous = os.umask(0o022)
+    try:
+        run(quick_cfg("logger=wandb", "logger.mode=offline"), tmp_path / "run")
+    finally:
+        os.umask(previous)
+    files = [p for p in (tmp_path / "run").rglob("*") if p.is_file()]
+    assert {"summary.json", "config.yaml", "final.pt", "masks.pt", "metrics.jsonl"} <= {p.name for p in files}
+    private = [f"{p} {stat.filemode(p.stat().st_mode)}" for p in files if p.stat().st_mode & 0o044 != 0o044]
+    assert not private
+
+
+def test_an_unreachable_wandb_server_falls_back_to_an_offline_run(tmp_path: Path):
+    from tests.wandb_offline import offline_run
+
+    # Port 9 on the loopback interface (discard): nothing listens, nothing leaves the machine.
+    env = {"WANDB_BASE_URL": "http://127.0.0.1:9", "WANDB_API_KEY": "0123456789" * 4, "WANDB_MODE": "online"}
+    result = run_cli("dataset=digits", "model=lenet300", "method=magnitude", "trainer.epochs=1", "logger.mode=online",
+                     "hydra.run.dir=R", cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    assert read_json(tmp_path / "R" / "summary.json")["status"] == "completed"
+    warning = [line for line in result.stderr.splitlines() if "W&B did not start online within 10 s" in line]
+    assert len(warning) == 1 and "wandb sync" in warning[0]
+    logged = offline_run(tmp_path / "R")  # exactly one W&B run in the run directory, holding the results
+    assert logged["summary"]["status"] == "completed"
+    assert not list((tmp_path / "R" / "wandb").glob("run-*"))  # the failed online attempt is gone

@@ -45,3 +45,37 @@ def test_summary_table_names_collapsed_layers():
     console.summary_table(SUMMARY)
     text = buffer.getvalue()
     assert "0.9300" in text and "fc2.weight" in text and "completed" in text
+
+
+def test_pruning_progress_off_a_terminal_is_a_line_every_few_seconds(capsys, monkeypatch):
+    from drive_runner.tracking import console as console_module
+
+    clock = iter([0.0, 1.0, 2.0, 6.0, 7.0, 8.0])
+    monkeypatch.setattr(console_module.time, "monotonic", lambda: next(clock))
+    console = Console(interactive=False)
+    for step in range(1, 7):
+        console.prune_step("step", step, 6, 1.0 - step / 10)
+    assert capsys.readouterr().out.splitlines() == [
+        "[prune] step 1/6, density 0.9",  # the first at once
+        "[prune] step 4/6, density 0.6",  # 5 s after the last line
+        "[prune] step 6/6, density 0.4",  # and the last
+    ]
+
+
+def test_pruning_progress_on_a_terminal_is_a_bar_that_leaves_its_last_line():
+    console = Console(interactive=True)
+    buffer = io.StringIO()
+    console.rich = RichConsole(file=buffer, force_terminal=True, width=100)
+    for step in range(1, 4):
+        console.prune_step("level", step, 3, 0.8**step)
+    assert console._pruning is None and "[prune] level 3/3, density 0.512" in buffer.getvalue()
+
+
+def test_long_paths_in_the_summary_wrap_instead_of_being_cut():
+    console = Console(interactive=False)
+    buffer = io.StringIO()
+    console.rich = RichConsole(file=buffer, width=80)
+    path = "/very/long/" + "directory_name_" * 8 + "end"
+    console.summary_table({**SUMMARY, "run_dir": path})
+    text = "".join(line.strip(" │|┃") for line in buffer.getvalue().splitlines())
+    assert "…" not in buffer.getvalue() and "end" in text

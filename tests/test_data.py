@@ -9,10 +9,10 @@ from urllib.error import URLError
 import numpy as np
 import pytest
 import torch
+import torchvision.datasets.utils
 from PIL import Image
 
 from drive_runner.data import DataBundle, build_dataset, dataset_names
-from drive_runner.data import registry
 from drive_runner.errors import ConfigError, DatasetNotFoundError
 
 CIFAR10_MEAN, CIFAR10_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
@@ -261,7 +261,7 @@ def test_failed_download_becomes_dataset_not_found(tmp_path, monkeypatch):
     def offline(*args, **kwargs):
         raise URLError("[Errno -3] Temporary failure\nin name resolution")
 
-    monkeypatch.setattr(registry, "download_and_extract_archive", offline)
+    monkeypatch.setattr(torchvision.datasets.utils, "download_and_extract_archive", offline)
     with pytest.raises(DatasetNotFoundError) as err:
         build_dataset({"name": "cifar100", "root": str(tmp_path)})
     message = str(err.value)
@@ -276,7 +276,7 @@ def test_download_is_used_when_the_folder_is_missing(tmp_path, monkeypatch):
         calls.append((url, md5))
         write_cifar10(Path(download_root))
 
-    monkeypatch.setattr(registry, "download_and_extract_archive", fake_download)
+    monkeypatch.setattr(torchvision.datasets.utils, "download_and_extract_archive", fake_download)
     bundle = build_dataset({"name": "cifar10", "root": str(tmp_path)})
     assert calls == [("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz", "c58f30108f718f92721af3b95e74349a")]
     assert bundle.train.num_samples == 10

@@ -14,14 +14,19 @@ def synthetic_vgg(method: str, *overrides: str):
                     *overrides)
 
 
-def test_synflow_keeps_every_layer_alive_where_random_collapses(tmp_path: Path):
+def test_synflow_keeps_every_layer_alive_where_random_collapses_and_says_so(tmp_path: Path, capsys):
     synflow = run(synthetic_vgg("synflow", "method.iterations=20"), tmp_path / "synflow")
     assert synflow["collapsed_layers"] == [] and not synflow["disconnected"]
     assert synflow["min_layer_survivors"] >= 1
     assert synflow["achieved_sparsity"] == pytest.approx(0.99999, abs=1e-6)
+    assert "LAYER COLLAPSE" not in capsys.readouterr().err
     randomly = run(synthetic_vgg("random"), tmp_path / "random")
     assert randomly["collapsed_layers"] and randomly["disconnected"]
     assert randomly["status"] == "completed" and 0 <= randomly["test_acc"] <= 1  # still evaluated
+    err = capsys.readouterr().err
+    collapse = [line for line in err.splitlines() if "LAYER COLLAPSE" in line]
+    assert len(collapse) == 1 and all(name in collapse[0] for name in randomly["collapsed_layers"])
+    assert "DISCONNECTED" in err
 
 
 @pytest.mark.slow

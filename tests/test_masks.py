@@ -21,20 +21,26 @@ def scores_like(engine: MaskEngine, fill=None, seed=0) -> dict:
     }
 
 
+# mlp() has 20*30 + 30*10 = 900 prunable weights; the counts below are worked out by hand.
 @pytest.mark.parametrize("fill", [None, 0.0, 1.0])
-@pytest.mark.parametrize("density", [0.5, 0.1, 0.013, 0.0])
-def test_exact_count_global_even_with_tied_scores(fill, density):
+@pytest.mark.parametrize("density, survivors", [(0.5, 450), (0.1, 90), (0.013, 12), (0.0105, 9), (0.0, 0)])
+def test_exact_count_global_even_with_tied_scores(fill, density, survivors):
     engine = MaskEngine(mlp())
     engine.prune_to_density(scores_like(engine, fill), density)
-    assert engine.survivors() == keep_count(engine.total(), density)
+    assert engine.survivors() == survivors  # 900 * 0.013 = 11.7 -> 12; 900 * 0.0105 = 9.45 -> 9
 
 
 @pytest.mark.parametrize("fill", [None, 0.0])
 def test_exact_count_layerwise(fill):
     engine = MaskEngine(mlp(), scope="layerwise")
     engine.prune_to_density(scores_like(engine, fill), 0.3)
-    for row in engine.layer_stats():
-        assert row["survivors"] == round(row["numel"] * 0.3)
+    assert [row["survivors"] for row in engine.layer_stats()] == [180, 90]  # 600 * 0.3, 300 * 0.3
+
+
+@pytest.mark.parametrize("total, density, survivors", [(5, 0.5, 2), (7, 0.5, 4), (50200, 0.0125, 628), (3, 0.1, 0)])
+def test_keep_count_rounds_half_to_even(total, density, survivors):
+    # round(N * d) as Python rounds: 2.5 -> 2, 3.5 -> 4, 627.5 -> 628, 0.3 -> 0.
+    assert keep_count(total, density) == survivors
 
 
 def test_selection_keeps_the_highest_scores():
@@ -66,7 +72,7 @@ def test_masks_are_monotone_and_pruned_entries_never_return():
         for name, mask in engine.masks.items():
             assert not (mask & ~previous[name]).any(), f"step {step}: {name} regrew"
         previous = {k: v.clone() for k, v in engine.masks.items()}
-        assert engine.survivors() == keep_count(engine.total(), density)
+    assert engine.survivors() == 45  # 900 * 0.05
 
 
 def test_non_finite_scores_abort_with_the_tensor_name():

@@ -36,7 +36,8 @@ def test_every_block_fits_the_budget_and_the_model_predicts_it(neuroflux_run):
     assert [u for block in blocks for u in block["units"]] == list(range(8))
     for block in blocks:
         assert block["measured_peak_mb"] <= BUDGET_MB
-        assert block["measured_peak_mb"] == pytest.approx(block["modelled_peak_mb"], rel=0.10)
+        # Each resident tensor counted once in both; a tensor counted twice would be a gap of 10% or more.
+        assert block["measured_peak_mb"] == pytest.approx(block["modelled_peak_mb"], rel=0.02)
         assert block["batch_size"] & (block["batch_size"] - 1) == 0
 
 
@@ -58,11 +59,39 @@ def test_the_chosen_exit_is_the_shallowest_within_a_point_and_reloads_exactly(ne
     assert sum(p.numel() for p in model.parameters()) == summary["params_total"]
 
 
-def test_cached_activations_equal_a_fresh_pass_of_the_frozen_block():
-    cache = ActivationCache(5, (3, 4, 4), "fp16")
-    values = torch.randn(5, 3, 4, 4)
-    cache.write(0, values)
-    torch.testing.assert_close(cache.read(torch.arange(5)), values, atol=2e-3, rtol=1e-3)
+def test_cached_activations_equal_a_fresh_pass_of_the_frozen_block(tmp_path: Path):
+    from drive_runner.memory.neuroflux import NeuroFluxTrainer
+    from drive_runner.models import build_model
+
+    cfg = neuroflux_cfg("model=vgg11", "trainer.group_ratio=1.01")  # a block per unit: block 0 is the first conv
+    data = build_dataset(cfg.dataset)
+    torch.manual_seed(0)
+    model = build_model(cfg.model, data.input_shape, data.num_classes)
+    trainer = NeuroFluxTrainer(model, data, cfg.trainer, cfg.hardware, device=torch.device("cpu"), seed=0,
+                               run_dir=tmp_path, log=lambda *a, **k: None, line=lambda text: None, warn=print)
+    units = trainer._units()
+    train_idx, _ = trainer._validation_split()
+    block = trainer._plan(units, len(train_idx))[0]
+    source = trainer_source(data)
+    trainer._train_block(0, block, source, train_idx, epochs=1)
+    assert all(p.grad is None and not p.requires_grad for u in block.units for p in u.module.parameters())
+    cached, cached_test, _ = trainer._cache(0, block, source, trainer_source(data, split="test"))
+    indices = torch.arange(0, data.train.num_samples, 97)
+    images, _ = data.train.take(indices)
+    with torch.no_grad():
+        fresh = images
+        for unit in block.units:
+            fresh = unit.module(fresh)
+    features, _ = cached.take(indices, augment=False, generator=None)
+    torch.testing.assert_close(features, fresh, atol=2e-3, rtol=2e-3)  # fp16 storage
+    assert features.abs().sum() > 0 and not torch.equal(features, fresh)  # stored in half precision
+
+
+def trainer_source(data, split: str = "train"):
+    from drive_runner.memory.neuroflux import _Source
+
+    source = data.train if split == "train" else data.test
+    return _Source(lambda i, aug, g: source.take(i, augment=aug, generator=g), source.labels)
 
 
 def test_disk_cache_is_a_memory_mapped_file(tmp_path: Path):

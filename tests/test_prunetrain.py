@@ -2,6 +2,7 @@
 checkpoints of a shrunken model (METHODS.md §2 and §4 item 14)."""
 
 import copy
+import math
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from drive_runner.models import build_model
 from drive_runner.pipeline import run
 from drive_runner.pruning.masks import MaskEngine
 from drive_runner.structured import architecture
-from drive_runner.structured.group_lasso import grouped_layers, penalty, strength_from_ratio
+from drive_runner.structured.group_lasso import grouped_layers, penalty
 from drive_runner.structured.reconfigure import _dependency_graph, reconfigure
 from drive_runner.train.flops import training_flops
 from drive_runner.validation import validate
@@ -51,15 +52,53 @@ def assert_same_function(before: nn.Module, after: nn.Module, shape=(3, 16, 16))
     assert float((expected - actual).norm() / expected.norm()) < 1e-5
 
 
-def test_strength_makes_the_penalty_share_equal_the_ratio_on_the_first_batch():
-    model = build_model({"name": "resnet20"}, (3, 32, 32), 10)
-    layers = grouped_layers(model)
-    inputs, targets = torch.randn(16, 3, 32, 32), torch.randint(0, 10, (16,))
-    task = nn.functional.cross_entropy(model(inputs), targets)
-    group_penalty = penalty(layers)
-    strength = strength_from_ratio(0.2, task.item(), group_penalty.item())
-    share = strength * group_penalty / (task + strength * group_penalty)
-    assert share.item() == pytest.approx(0.2, rel=1e-6)
+def tiny_convnet() -> nn.Module:
+    torch.manual_seed(5)
+    model = nn.Sequential(nn.Conv2d(2, 3, 3, padding=1), nn.ReLU(), nn.Conv2d(3, 4, 3), nn.Flatten(),
+                          nn.Linear(4 * 2 * 2, 5)).double()
+    model.classifier_name = "4"
+    return model
+
+
+def plain_penalty(model: nn.Module) -> float:
+    """R(W) written out group by group: conv 0 has filters only (its inputs are the image), conv 2
+    filters and input slices, the classifier input columns only (class outputs are never pruned)."""
+    def norm(values) -> float:
+        return math.sqrt(sum(float(v) ** 2 for v in values.reshape(-1)) + 1e-8)
+
+    first, second, classifier = (model[i].weight.detach() for i in (0, 2, 4))
+    return (sum(norm(first[k]) for k in range(3)) + sum(norm(second[k]) for k in range(4))
+            + sum(norm(second[:, c]) for c in range(3)) + sum(norm(classifier[:, j]) for j in range(16)))
+
+
+def test_group_lasso_penalty_golden_value():
+    model = tiny_convnet()
+    assert float(penalty(grouped_layers(model)).detach()) == pytest.approx(plain_penalty(model), rel=1e-12)
+
+
+def test_strength_is_fixed_on_the_first_batch_so_the_penalty_share_is_the_ratio_there():
+    from types import SimpleNamespace
+
+    from drive_runner.structured.prunetrain import _GroupLassoAndReconfigure
+
+    model = tiny_convnet()
+    logged = []
+    ctx = SimpleNamespace(model=model, input_shape=(2, 4, 4), log=lambda event, **fields: logged.append(fields))
+    callback = _GroupLassoAndReconfigure(ctx, SimpleNamespace(penalty_ratio=0.2, threshold=1e-4, interval=10))
+    generator = torch.Generator().manual_seed(6)
+    inputs = torch.randn(8, 2, 4, 4, generator=generator, dtype=torch.float64)
+    targets = torch.randint(0, 5, (8,), generator=generator)
+    with torch.no_grad():
+        task = nn.functional.cross_entropy(model(inputs), targets)
+        extra = callback.extra_loss(model, task)
+    share = float(extra) / (float(task) + float(extra))
+    assert share == pytest.approx(0.2, rel=1e-12)
+    assert float(extra) == pytest.approx(logged[0]["strength"] * plain_penalty(model), rel=1e-12)
+    strength = callback.strength
+    with torch.no_grad():
+        model[2].weight.mul_(0.5)  # a later batch and other weights: the strength stays what it was
+        second = callback.extra_loss(model, task * 3)
+    assert callback.strength == strength and float(second) == pytest.approx(strength * plain_penalty(model), rel=1e-12)
 
 
 def test_group_families_skip_the_image_channels_and_the_class_outputs():
