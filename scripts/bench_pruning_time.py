@@ -4,7 +4,7 @@
     python scripts/bench_pruning_time.py model=resnet20 dataset.image_size=32 sparsity=0.95
 
 Arguments are drive-run overrides shared by both runs. Prints each method's find-mask time (DRIVE:
-warm-up plus scoring; IMP: the training of every level before the last, METHODS.md §1.1), their ratio,
+warm-up plus scoring; IMP: the training of every level before the last, docs/drive.md), their ratio,
 the test accuracy of both, and DRIVE's cost per pruning iteration against one training step.
 """
 

@@ -1,4 +1,4 @@
-"""Layer collapse and disconnection detection (METHODS.md §4 item 11)."""
+"""Layer collapse and disconnection detection (docs/conventions.md)."""
 
 import torch
 from torch import nn

@@ -1,4 +1,4 @@
-"""The mask engine's invariants (METHODS.md §0.3-0.5 and §4 items 1-3)."""
+"""The mask engine's invariants (docs/conventions.md)."""
 
 import pytest
 import torch

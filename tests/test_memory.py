@@ -1,4 +1,4 @@
-"""Measured training memory and hardware.memory_budget_mb for backprop (METHODS.md §3.2, §3.5)."""
+"""Measured training memory and hardware.memory_budget_mb for backprop (docs/neuroflux.md)."""
 
 from pathlib import Path
 

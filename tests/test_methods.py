@@ -1,4 +1,4 @@
-"""Every method end to end on digits, and the invariants of the iterative ones (METHODS.md §4)."""
+"""Every method end to end on digits, and the invariants of the iterative ones (docs/conventions.md)."""
 
 import copy
 import json

@@ -1,4 +1,4 @@
-"""Model zoo: architectures match METHODS.md §6.1 (prunable counts), forward shapes, init (§6.3), errors."""
+"""Model zoo: architectures match docs/conventions.md, forward shapes, initialisation, errors."""
 
 import math
 
@@ -15,7 +15,7 @@ K = 10
 MNIST = (1, 28, 28)
 CIFAR = (3, 32, 32)
 
-# name -> (input shape, prunable weights, prunable tensors), METHODS.md §6.1 at 10 classes.
+# name -> (input shape, prunable weights, prunable tensors), docs/conventions.md at 10 classes.
 PRUNABLE = {
     "lenet300": (MNIST, 266_200, 3),
     "lenet5": (MNIST, 430_500, 4),
@@ -144,7 +144,7 @@ def test_linear_kaiming_and_default():
 
 
 def test_resnet18_preset_init():
-    """Fan-out convs beside the default classifier init: the setup behind METHODS.md §1.3's collapse."""
+    """Fan-out convs beside the default classifier init: the setup behind docs/pruning-at-initialisation.md's collapse."""
     model = build("resnet18", CIFAR, conv_init="kaiming_fan_out", linear_init="default")
     assert model.fc.weight.abs().max().item() <= 1 / math.sqrt(512)
     conv = model.layer4[1].conv1

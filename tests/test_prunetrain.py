@@ -1,5 +1,5 @@
 """PruneTrain: the group-lasso penalty, the channel union, surgery that preserves the function, and
-checkpoints of a shrunken model (METHODS.md §2 and §4 item 14)."""
+checkpoints of a shrunken model (docs/prunetrain.md)."""
 
 import copy
 import math

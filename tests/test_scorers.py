@@ -1,4 +1,4 @@
-"""Scorer invariants (METHODS.md §4 items 4-6 and 9)."""
+"""Scorer invariants (docs/conventions.md)."""
 
 import copy
 

@@ -1,5 +1,5 @@
 """Training memory, measured: parameters + gradients + optimizer state + the tensors autograd saves for
-backward + the input batch (METHODS.md §3.2).
+backward + the input batch (docs/neuroflux.md).
 
 The activation part is measured, not estimated: a saved-tensor hook sees every tensor autograd keeps for
 the backward pass, on any device. Storages are counted once (a ReLU output saved by two ops is one

@@ -1,5 +1,5 @@
 """NeuroFlux's activation cache: a trained block's outputs for every sample of a split, in sample order,
-so the next block trains without running earlier blocks forward again (METHODS.md §3.6).
+so the next block trains without running earlier blocks forward again (docs/neuroflux.md).
 
 Kept in host memory, or in a memory-mapped file in the run directory when it is larger than the memory
 budget (`trainer.cache`). Stored in half precision by default (`trainer.cache_precision`).

@@ -1,6 +1,6 @@
 """NeuroFlux's auxiliary heads and the early-exit model built from the first units plus one head.
 
-Head (METHODS.md §3.4): Conv(C -> k, 3x3, pad 1) + BN + ReLU -> AdaptiveAvgPool(2x2) -> Flatten ->
+Head (docs/neuroflux.md): Conv(C -> k, 3x3, pad 1) + BN + ReLU -> AdaptiveAvgPool(2x2) -> Flatten ->
 Linear(4k -> classes) for feature maps; a single Linear for a unit that outputs vectors (LeNet).
 Candidate widths are C, C/2, C/4, C/8, never below a minimum (16).
 """

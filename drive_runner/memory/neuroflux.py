@@ -1,6 +1,6 @@
 """NeuroFlux (Saikumar & Varghese, EuroSys '24): training under a memory budget by adaptive local learning.
 
-Everything below the abstract's level is this project's design (METHODS.md §3.2-3.7):
+Everything below the abstract's level is this project's design (docs/neuroflux.md):
 1. The network is cut into units (a conv with its BN/ReLU/pool; a residual block; the stem) and every unit
    gets an auxiliary classifier head; the last unit keeps the model's own head.
 2. Each unit with each candidate head width is profiled (measured saved tensors at two batch sizes), and
@@ -172,7 +172,7 @@ class NeuroFluxTrainer:
             if not blocks or self._ratio(blocks[-1].units[0], unit) > float(self.cfg.group_ratio):
                 blocks.append(Block([]))
             blocks[-1].units.append(unit)
-        # [PC] at least min_steps_per_epoch steps per block epoch: a batch near the dataset size cannot train.
+        # This project's choice: at least min_steps_per_epoch steps per block epoch: a batch near the dataset size cannot train.
         cap = max(min(int(self.cfg.max_block_batch), num_train // int(self.cfg.min_steps_per_epoch)), 1)
         candidates = powers_of_two(1, cap)
         candidates = [b for b in candidates if b >= min(int(self.cfg.min_block_batch), candidates[-1])]

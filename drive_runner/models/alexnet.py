@@ -1,4 +1,4 @@
-"""CIFAR AlexNet from pytorch-classification, the variant PruneTrain's code uses (METHODS.md §6.1)."""
+"""CIFAR AlexNet from pytorch-classification, the variant PruneTrain's code uses (docs/conventions.md)."""
 
 from __future__ import annotations
 

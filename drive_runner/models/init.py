@@ -1,9 +1,9 @@
-"""Weight initialisation (METHODS.md §6.3).
+"""Weight initialisation (docs/conventions.md).
 
 Pruning at initialisation ranks weights by scores that depend on their scale, so the init is part of
 the method: Kaiming normal with ReLU gain for conv and linear weights, zero biases, BN gamma 1 and beta 0.
 The options reproduce two reference setups: open_lth's U[0,1] BN gammas, and the ResNet-18 recipe with
-fan-out convs beside PyTorch's default Linear init (whose small classifier weights matter, §1.3).
+fan-out convs beside PyTorch's default Linear init (whose small classifier weights matter: docs/pruning-at-initialisation.md, magnitude).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""LeNet-300-100 and LeNet-5-Caffe, the MNIST models of the LTH and SNIP papers (METHODS.md §6.1)."""
+"""LeNet-300-100 and LeNet-5-Caffe, the MNIST models of the LTH and SNIP papers (docs/conventions.md)."""
 
 from __future__ import annotations
 

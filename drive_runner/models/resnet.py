@@ -1,4 +1,4 @@
-"""ResNet-18 with a CIFAR stem (small images) or the torchvision ImageNet stem (METHODS.md §6.1).
+"""ResNet-18 with a CIFAR stem (small images) or the torchvision ImageNet stem (docs/conventions.md).
 
 Which stem DRIVE used on CIFAR and Tiny ImageNet is not published; the CIFAR stem (3x3 stride-1 conv, no
 max-pool) is the project default up to 64 px, since the ImageNet stem's 4x downsampling wastes small images.

@@ -1,7 +1,7 @@
 """CIFAR ResNets: ResNet-20/32/44/56 (He et al. 2016, 6n+2 layers) and the shared residual network.
 
 `ResNet` here is also the CIFAR-stem ResNet-18 (resnet.py): both are a 3x3 stem, stages of BasicBlocks
-and a global-average-pool classifier, differing only in widths, depths and strides (METHODS.md §6.1).
+and a global-average-pool classifier, differing only in widths, depths and strides (docs/conventions.md).
 """
 
 from __future__ import annotations

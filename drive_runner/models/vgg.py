@@ -1,4 +1,4 @@
-"""CIFAR VGG-11/13/16/19 with batch norm, as in open_lth (METHODS.md §6.1)."""
+"""CIFAR VGG-11/13/16/19 with batch norm, as in open_lth (docs/conventions.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Layer collapse and disconnection (METHODS.md §4 item 11).
+"""Layer collapse and disconnection (docs/conventions.md).
 
 A network can be useless at high sparsity in two ways: a prunable layer keeps no weight at all
 (collapse), or every layer keeps some weights but no path of surviving weights joins input and output

@@ -1,4 +1,4 @@
-"""DRIVE (Saikumar & Varghese 2024; METHODS.md §1.1): a short dense warm-up, then the dual-gradient
+"""DRIVE (Saikumar & Varghese 2024; docs/drive.md): a short dense warm-up, then the dual-gradient
 score applied over many small pruning steps, one fresh mini-batch per step, without resetting weights."""
 
 from __future__ import annotations

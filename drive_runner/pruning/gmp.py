@@ -1,4 +1,4 @@
-"""Gradual magnitude pruning (Zhu & Gupta 2017, METHODS.md §1.8): during sparse training, every dt steps
+"""Gradual magnitude pruning (Zhu & Gupta 2017, docs/magnitude-during-training.md): during sparse training, every dt steps
 the smallest-magnitude survivors are removed along a cubic sparsity ramp; the mask freezes at its end."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Iterative magnitude pruning with rewinding (Frankle & Carbin 2019; Frankle et al. 2020; METHODS.md §1.7).
+"""Iterative magnitude pruning with rewinding (Frankle & Carbin 2019; Frankle et al. 2020; docs/magnitude-during-training.md).
 
 Level 0 trains the dense network with the full recipe; every later level removes a fraction of the
 surviving weights by trained magnitude, rewinds the complete state (weights, biases, BN parameters and

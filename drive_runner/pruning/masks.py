@@ -1,4 +1,4 @@
-"""The mask engine every unstructured method goes through (METHODS.md §0).
+"""The mask engine every unstructured method goes through (docs/conventions.md).
 
 Masks are boolean buffers registered beside each prunable tensor (`<attr>_keep_mask`), so they move
 with the model between devices. They are not persistent: the model's state_dict holds only its own

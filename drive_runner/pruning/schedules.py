@@ -1,4 +1,4 @@
-"""Pruning schedules: density paths of iterative pruning (METHODS.md §0.6), GMP's cubic ramp and
+"""Pruning schedules: density paths of iterative pruning (docs/conventions.md), GMP's cubic ramp and
 IMP's levels."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""PruneTrain's group-lasso regulariser (METHODS.md §2.1-2.2).
+"""PruneTrain's group-lasso regulariser (docs/prunetrain.md).
 
 Every conv weight W [K, C, R, S] contributes two overlapping families of groups, its output filters
 W[k] and its input-channel slices W[:, c]; linear layers likewise with rows and columns. Exceptions:

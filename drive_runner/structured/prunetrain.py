@@ -1,5 +1,5 @@
 """PruneTrain as a method: the group-lasso penalty is added to every training step, and every `interval`
-epochs the network is rebuilt without its dead channels (METHODS.md §2)."""
+epochs the network is rebuilt without its dead channels (docs/prunetrain.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Reconfiguration: physically remove dead channels (METHODS.md §2.3).
+"""Reconfiguration: physically remove dead channels (docs/prunetrain.md).
 
 Torch-Pruning's dependency graph finds the channel sets that must shrink together: a conv's filters with
 the BN after it and every layer that reads them, and for a residual stage the one set shared by every

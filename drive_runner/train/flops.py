@@ -6,7 +6,7 @@ dense: weight elements x output positions; sparse: non-zero weight elements x ou
 one FLOP per output element for a bias. Not counted: BN, activations, pooling and residual adds (a small,
 pruning-independent share).
 
-Training counter: PruneTrain's cost model (METHODS.md §2.4), per sample and iteration, in
+Training counter: PruneTrain's cost model (docs/prunetrain.md), per sample and iteration, in
 multiply-accumulates: a conv with C inputs, K outputs, an R x S kernel, a P x Q output and a padded input
 of H_p x W_p costs 2 C R S K P Q (forward and weight gradient) + H_p W_p K R S C (data gradient); a linear
 layer 3 K C.

@@ -1,4 +1,4 @@
-"""DRIVE's dual-gradient score (Saikumar & Varghese 2024; METHODS.md §1.1, this project's
+"""DRIVE's dual-gradient score (Saikumar & Varghese 2024; docs/drive.md, this project's
 reconstruction): magnitude |theta|, connection sensitivity |theta * g| and convergence sensitivity |g|,
 each normalised over the unpruned weights (their raw scales differ by orders of magnitude) and combined."""
 

@@ -1,4 +1,4 @@
-"""GraSP (Wang, Zhang & Grosse, ICLR 2020; METHODS.md §1.5): keep the weights whose removal would
+"""GraSP (Wang, Zhang & Grosse, ICLR 2020; docs/pruning-at-initialisation.md): keep the weights whose removal would
 most reduce gradient flow, z = theta * (H g), signed, with the loss taken on logits / T."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Magnitude pruning (METHODS.md §1.3): |theta|. At initialisation it is a baseline; on trained
+"""Magnitude pruning (docs/pruning-at-initialisation.md): |theta|. At initialisation it is a baseline; on trained
 weights it is the IMP and GMP criterion."""
 
 from drive_runner.pruning.scorers import register_scorer

@@ -1,4 +1,4 @@
-"""Random pruning (METHODS.md §1.2): i.i.d. N(0,1) scores, the baseline every method must beat."""
+"""Random pruning (docs/pruning-at-initialisation.md): i.i.d. N(0,1) scores, the baseline every method must beat."""
 
 import torch
 

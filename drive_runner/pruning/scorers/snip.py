@@ -1,4 +1,4 @@
-"""SNIP (Lee, Ajanthan & Torr, ICLR 2019; METHODS.md §1.4): connection sensitivity |dL/dc| at c = 1
+"""SNIP (Lee, Ajanthan & Torr, ICLR 2019; docs/pruning-at-initialisation.md): connection sensitivity |dL/dc| at c = 1
 for a multiplicative mask c, which equals |theta * dL/dtheta|, divided by its global sum."""
 
 from drive_runner.pruning.scorers import register_scorer

@@ -1,4 +1,4 @@
-"""SynFlow (Tanaka, Kunin, Yamins & Ganguli, NeurIPS 2020; METHODS.md §1.6): data-free synaptic
+"""SynFlow (Tanaka, Kunin, Yamins & Ganguli, NeurIPS 2020; docs/pruning-at-initialisation.md): data-free synaptic
 saliency |theta * dR/dtheta| with R = 1^T (prod_l |W_l|) 1, scored in float64 because R is a product
 over layers that overflows or underflows float32 in deep networks."""
 
