@@ -15,7 +15,7 @@ from rich.table import Table
 
 from drive_runner.cli.compose import compose_config, one_line
 from drive_runner.cli.run import quiet_on_closed_pipe
-from drive_runner.cli.usage import memory_usage, version_line
+from drive_runner.cli.usage import answered_info_flag, memory_usage
 from drive_runner.data import describe
 from drive_runner.memory.accounting import MB, fit_memory_model, optimizer_slots
 from drive_runner.memory.budget import powers_of_two
@@ -66,11 +66,7 @@ def profile(overrides: list[str]) -> None:
 
 
 def main(argv: list[str]) -> int:
-    if {"--help", "-h"} & set(argv):
-        print(memory_usage(), end="")
-        return 0
-    if {"--version", "-V"} & set(argv):
-        print(version_line("drive-memory"))
+    if answered_info_flag(argv, "drive-memory", memory_usage):
         return 0
     try:
         profile(argv)

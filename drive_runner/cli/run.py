@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from drive_runner.cli.usage import CONFIG_GROUPS, group_options, run_usage, version_line
+from drive_runner.cli.usage import CONFIG_GROUPS, answered_info_flag, group_options, run_usage
 
 EXIT_CONFIG_ERROR = 2
 EXIT_RUN_FAILED = 1
@@ -167,11 +167,7 @@ def _announce(configs: list, output_dir: Path, multirun: bool) -> None:
 # ----------------------------------------------------------------------------- entry point
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if {"--help", "-h"} & set(argv):
-        print(run_usage(), end="")
-        return 0
-    if {"--version", "-V"} & set(argv):
-        print(version_line("drive-run"))
+    if answered_info_flag(argv, "drive-run", run_usage):
         return 0
     debug = os.environ.get("DRIVE_RUN_DEBUG") == "1"
     os.environ["DRIVE_RUN_ID"] = new_run_id()

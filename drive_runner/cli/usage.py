@@ -24,6 +24,17 @@ def version_line(program: str) -> str:
     return f"{program} (drive-runner {__version__})"
 
 
+def answered_info_flag(argv: list[str], program: str, usage) -> bool:
+    """Print the usage for --help/-h or the version for --version/-V; True when one was asked for."""
+    if {"--help", "-h"} & set(argv):
+        print(usage(), end="")
+        return True
+    if {"--version", "-V"} & set(argv):
+        print(version_line(program))
+        return True
+    return False
+
+
 def _readme() -> str:
     """Where the full documentation is: the checkout's README when installed from one."""
     readme = Path(__file__).resolve().parents[2] / "README.md"
