@@ -42,7 +42,8 @@ def _number(low: float | None = None, high: float | None = None, *, integer=Fals
         interval = f"{left}{'-inf' if low is None else low}, {'inf' if high is None else high}{right}"
         message = f"must be {kind} in {interval}" + (" or null" if optional else "") + f", got {value!r}"
         valid_type = isinstance(value, int) if integer else isinstance(value, (int, float))
-        _check(key, valid_type and not isinstance(value, bool) and math.isfinite(value), message)
+        finite = isinstance(value, int) or math.isfinite(value)  # ints are exact, however large
+        _check(key, valid_type and not isinstance(value, bool) and finite, message)
         if low is not None:
             _check(key, value > low if low_open else value >= low, message)
         if high is not None:

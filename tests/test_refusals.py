@@ -25,6 +25,8 @@ REFUSED = [
     ([*LENET, "trainer.weight_decay=inf"], "trainer.weight_decay"),
     ([*LENET, "method=prunetrain", "method.threshold=nan"], "method.threshold"),
     ([*LENET, "seed=99999999999999999999"], "seed"),
+    ([*LENET, "seed=1" + "0" * 400], "seed"),
+    ([*LENET, "trainer.epochs=1" + "0" * 30], "trainer.epochs"),
     ([*LENET, "dataset.image_size=100000"], "dataset.image_size"),
     # run directories that cannot take a run
     ([*LENET, "hydra.run.dir="], "hydra.run.dir"),
