@@ -5,6 +5,9 @@ validated, and the run or sweep directory is checked, so a bad value stops the c
 work, and before any directory exists, with one line naming the key. Hydra then runs the jobs; a
 job's failure is recorded in its run directory and, in a sweep, does not stop the other jobs. Errors
 reach the user as one line on stderr and a non-zero exit; set DRIVE_RUN_DEBUG=1 for the full traceback.
+
+Torch, Hydra's composition and the pipeline are imported inside the functions that use them, so
+`--help` and `--version` answer at once.
 """
 
 from __future__ import annotations
