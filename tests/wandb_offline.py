@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import json
 import struct
+import time
 from pathlib import Path
+
+from google.protobuf.message import DecodeError
 
 from wandb.proto import wandb_internal_pb2
 
@@ -43,12 +46,27 @@ def read_records(path: Path) -> list[wandb_internal_pb2.Record]:
     return [wandb_internal_pb2.Record.FromString(payload) for payload in payloads]
 
 
+def finished_records(path: Path, timeout_s: float = 20.0) -> list[wandb_internal_pb2.Record]:
+    """The records of a run file once W&B has written its exit record: wandb.finish() can return while
+    W&B's service process still writes the last records, so a read may see a half-written tail."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            records = read_records(path)
+            if any(record.WhichOneof("record_type") == "exit" for record in records):
+                return records
+        except DecodeError:
+            pass
+        assert time.monotonic() < deadline, f"{path} holds no complete run after {timeout_s:g} s"
+        time.sleep(0.2)
+
+
 def offline_run(run_dir: Path) -> dict:
     """The logged config, history rows, summary and artifacts of the single offline run in run_dir."""
     files = sorted(Path(run_dir).glob("wandb/offline-run-*/run-*.wandb"))
     assert len(files) == 1, f"expected one offline W&B run in {run_dir}, found {files}"
     result = {"config": {}, "history": [], "summary": {}, "artifacts": [], "run": None, "files_dir": files[0].parent / "files"}
-    for record in read_records(files[0]):
+    for record in finished_records(files[0]):
         kind = record.WhichOneof("record_type")
         if kind == "run":
             result["run"] = record.run
