@@ -68,6 +68,8 @@ class WandbLogger:
         arguments = dict(project=cfg.project, entity=cfg.entity, group=group, name=name, tags=list(cfg.tags) or None,
                          dir=str(run_dir), config=config)
         try:
+            # W&B's own banner lines (login, sync hints) would interleave with the run's; ours say what matters.
+            os.environ.setdefault("WANDB_SILENT", "true")
             import wandb
 
             self._wandb = wandb
