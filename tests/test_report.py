@@ -120,3 +120,13 @@ def test_sweep_report_writes_comparison_files_from_the_job_directories(tmp_path:
     assert "Find-mask time" in comparison
     assert json.loads((tmp_path / "sweep_summary.json").read_text())["failed"] == 0
     assert "random,0.9,0.5,0.0,1" in (tmp_path / "comparison.csv").read_text()
+
+
+def test_keys_of_another_trainer_are_implied_by_its_name_not_listed(tmp_path: Path):
+    backprop = config(method="dense")
+    neuroflux = config(method="dense")
+    neuroflux["trainer"].update({"name": "neuroflux", "cache": "auto"})
+    write_run(tmp_path, "b", backprop, method="dense", seed=0, target_sparsity=0.0, test_acc=0.9)
+    write_run(tmp_path, "n", neuroflux, method="dense", seed=0, target_sparsity=0.0, test_acc=0.8)
+    assert pivot(collect_runs(tmp_path), "test_acc").rows == ["dense (trainer.name=backprop)",
+                                                               "dense (trainer.name=neuroflux)"]

@@ -110,7 +110,8 @@ def pivot(runs: list[dict], value_key: str, row_key: str = "method", col_key: st
     by_row: dict = {}
     for run, setting in zip(used, settings):
         by_row.setdefault(run.get(row_key), []).append(setting)
-    row_keys = {row: sorted(differing | _differing(same_row, within=owned)) for row, same_row in by_row.items()}
+    row_keys = {row: _shown(sorted(differing | _differing(same_row, within=owned)), settings)
+                for row, same_row in by_row.items()}
     cells: dict = {}
     for run, setting in zip(used, settings):
         row = run.get(row_key)
@@ -141,6 +142,19 @@ def _differing(settings: list[dict], within: tuple[str, ...] | None = None, excl
     if within is not None:
         keys = {k for k in keys if k.startswith(within)}
     return {k for k in keys if len({json.dumps(s.get(k), default=str) for s in settings}) > 1}
+
+
+def _shown(keys: list[str], settings: list[dict]) -> list[str]:
+    """The differing keys worth naming in a row label. A key that only some runs have, with one value
+    where present, is left out when its group's option differs too: trainer.cache exists only under
+    trainer=neuroflux, so trainer.name already tells those rows apart."""
+    names = {k for k in keys if k.endswith(".name")}
+
+    def implied(key: str) -> bool:
+        present = [json.dumps(s[key], default=str) for s in settings if key in s]
+        return f"{key.rpartition('.')[0]}.name" in names and len(present) < len(settings) and len(set(present)) <= 1
+
+    return [k for k in keys if k in names or not implied(k)]
 
 
 def _label(row, distinguishing: dict) -> str:
