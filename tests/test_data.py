@@ -9,6 +9,7 @@ from urllib.error import URLError
 import numpy as np
 import pytest
 import torch
+import torchvision.datasets
 import torchvision.datasets.utils
 from PIL import Image
 
@@ -36,14 +37,15 @@ def whole_split(source, **kwargs):
 
 # --------------------------------------------------------------------------- registry and config
 def test_registered_names():
-    assert dataset_names() == ["cifar10", "cifar100", "digits", "imagenet", "synthetic", "tinyimagenet"]
+    assert dataset_names() == ["cifar10", "cifar100", "digits", "fashion_mnist", "imagenet", "mnist", "synthetic",
+                               "tinyimagenet"]
 
 
 def test_unknown_dataset_lists_the_allowed_names():
     with pytest.raises(ConfigError) as err:
-        build_dataset({"name": "mnist"})
+        build_dataset({"name": "svhn"})
     assert err.value.key == "dataset"
-    assert "unknown dataset 'mnist'" in str(err.value) and "digits, imagenet" in str(err.value)
+    assert "unknown dataset 'svhn'" in str(err.value) and "digits, fashion_mnist, imagenet" in str(err.value)
 
 
 def test_unknown_key_and_wrong_type_name_the_key():
@@ -387,3 +389,59 @@ def test_imagenet_is_never_downloaded_and_val_must_be_in_class_folders(tmp_path)
     with pytest.raises(DatasetNotFoundError) as err:
         build_dataset({"name": "imagenet", "root": str(tmp_path)})
     assert "val/<wnid>/" in str(err.value) and "\n" not in str(err.value)
+
+
+# --------------------------------------------------------------------------- MNIST, Fashion-MNIST
+def write_idx(path: Path, array: np.ndarray) -> None:
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    path.write_bytes(header + array.astype(np.uint8).tobytes())
+
+
+def write_mnist(root: Path, folder: str = "MNIST", train: int = 12, test: int = 6) -> dict:
+    raw = root / folder / "raw"
+    raw.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    arrays = {"train": (rng.integers(0, 256, (train, 28, 28)), np.arange(train) % 10),
+              "test": (rng.integers(0, 256, (test, 28, 28)), (np.arange(test) + 3) % 10)}
+    for split, prefix in (("train", "train"), ("test", "t10k")):
+        write_idx(raw / f"{prefix}-images-idx3-ubyte", arrays[split][0])
+        write_idx(raw / f"{prefix}-labels-idx1-ubyte", arrays[split][1])
+    return arrays
+
+
+@pytest.mark.parametrize("name, folder, mean, std", [("mnist", "MNIST", 0.1307, 0.3081),
+                                                     ("fashion_mnist", "FashionMNIST", 0.2860, 0.3530)])
+def test_mnist_reads_torchvisions_idx_files_in_sample_order(tmp_path, name, folder, mean, std):
+    arrays = write_mnist(tmp_path, folder)
+    bundle = build_dataset({"name": name, "root": str(tmp_path), "download": False})
+    assert bundle.input_shape == (1, 28, 28) and bundle.num_classes == 10
+    assert bundle.train.num_samples == 12 and bundle.test.num_samples == 6
+    inputs, targets = whole_split(bundle.test)
+    assert targets.tolist() == arrays["test"][1].tolist()
+    expected = torch.from_numpy(arrays["test"][0]).float().unsqueeze(1)
+    assert torch.allclose(pixels(inputs, (mean,), (std,)), expected, atol=1e-3)
+
+
+def test_mnist_resizes_and_repeats_channels_for_cifar_models(tmp_path):
+    write_mnist(tmp_path)
+    bundle = build_dataset({"name": "mnist", "root": str(tmp_path), "image_size": 32, "channels": 3})
+    inputs, _ = bundle.train.take([0, 1])
+    assert bundle.input_shape == (3, 32, 32) and inputs.shape == (2, 3, 32, 32)
+    assert torch.equal(inputs[:, 0], inputs[:, 2])
+
+
+def test_missing_or_broken_mnist_files_get_one_line(tmp_path, monkeypatch):
+    with pytest.raises(DatasetNotFoundError) as err:
+        build_dataset({"name": "mnist", "root": str(tmp_path), "download": False})
+    assert str(tmp_path / "MNIST") in str(err.value) and "dataset.download=false" in str(err.value)
+
+    def offline(*args, **kwargs):
+        raise URLError("no network")
+
+    monkeypatch.setattr(torchvision.datasets, "MNIST", offline)
+    with pytest.raises(DatasetNotFoundError, match="download failed"):
+        build_dataset({"name": "mnist", "root": str(tmp_path)})
+    write_mnist(tmp_path)
+    (tmp_path / "MNIST" / "raw" / "t10k-labels-idx1-ubyte").write_bytes(b"\x1f\x8b gzip, not IDX")
+    with pytest.raises(DatasetNotFoundError, match="not an uncompressed IDX file"):
+        build_dataset({"name": "mnist", "root": str(tmp_path)})
