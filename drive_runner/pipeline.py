@@ -25,6 +25,7 @@ from drive_runner.memory.accounting import MB
 from drive_runner.memory.budget import BatchChoice, choose_batch_size, enforce_on_cuda
 from drive_runner.memory.neuroflux import NeuroFluxTrainer
 from drive_runner.models import build_model
+from drive_runner.pruning.ablation import ablate
 from drive_runner.pruning.collapse import connectivity_report
 from drive_runner.pruning.masks import MaskEngine
 from drive_runner.pruning.methods import PruningContext, build_method
@@ -165,6 +166,7 @@ def _run_phases(cfg, directory: RunDirectory, tracker: Tracker, console: Console
         input_shape=data.input_shape, num_classes=data.num_classes,
         examples=_example_sampler(data.train, seed), next_batches=_batch_stream(data.train, session.batch_size, seed),
         session=session, initial_state=session.snapshot(),
+        reinitialised=_fresh_initialisations(cfg.model, data.input_shape, data.num_classes, seed),
         on_step=lambda step, total, achieved: _pruning_step(tracker, console, method.step_name, step, total, achieved),
         log=tracker.event, mark_mask_fixed=lambda: mask_fixed_at.append(phases.since_start()), warn=console.warn,
     )
@@ -176,12 +178,18 @@ def _run_phases(cfg, directory: RunDirectory, tracker: Tracker, console: Console
         session.callbacks.extend(method.warmup_callbacks(context))
         session.train_until(method.warmup_epochs, "warmup")
 
-    # Phase 2: pruning.
+    # Phase 2: pruning (and an ablation of the mask found, if asked for).
     with phases.measure("prune"):
         tracker.event("phase_start", phase="prune", target_density=density)
+        before_pruning = session.snapshot()
         method.find_mask(context)
     if not method.prunes_during_training:
         _check_survivors(engine, method.expected_survivors(engine, density), "after pruning")
+        if cfg.prune.ablation != "none":
+            ablate(cfg.prune.ablation, context, method.weights_under_mask(before_pruning), draw=0, step=session.step)
+            _check_survivors(engine, method.expected_survivors(engine, density), f"after the {cfg.prune.ablation} ablation")
+            tracker.event("ablation", kind=cfg.prune.ablation)
+            console.line(f"ablation: {cfg.prune.ablation} applied to the mask found by {cfg.method.name}")
         connectivity = _mask_found(engine, data, directory, tracker, console)
 
     # Phase 3: sparse training, to the end of the epoch budget on the same schedule.
@@ -252,6 +260,18 @@ def _run_neuroflux(cfg, model, data, device, directory: RunDirectory, tracker: T
 def _pruning_step(tracker: Tracker, console: Console, step_name: str, step: int, total: int, density: float) -> None:
     tracker.event("prune_step", step=step, density=density)
     console.prune_step(step_name, step, total, density)
+
+
+def _fresh_initialisations(model_cfg, input_shape, num_classes: int, seed: int):
+    """The k-th independent re-initialisation of the model (a CPU state dict), leaving the run's own
+    random streams untouched."""
+
+    def draw(index: int) -> dict:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed * 1_000_003 + 900_001 + index)
+            return build_model(model_cfg, input_shape, num_classes).state_dict()
+
+    return draw
 
 
 def _example_sampler(source, seed: int):

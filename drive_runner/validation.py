@@ -85,6 +85,7 @@ RULES: dict[str, Callable[[str, Any], None]] = {
     "method.warmup_epochs": _number(0, integer=True),
     "method.iterations": _number(1, integer=True),
     "prune.scope": _choice("global", "layerwise"),
+    "prune.ablation": _choice("none", "shuffle", "reinit"),
     "hardware.device": _choice("auto", "cpu", "cuda"),
     "hardware.precision": _choice("fp32", "bf16"),
     "hardware.memory_budget_mb": _number(0, low_open=True, optional=True),
@@ -116,6 +117,7 @@ OPTIONAL_RULES: dict[str, Callable[[str, Any], None]] = {
     "method.combine": _choice("sum", "product"),
     "method.convergence_term": _choice("grad", "hessian_grad"),
     "method.after_prune": _choice("continue", "rewind_init", "rewind_step"),
+    "method.control": _choice("none", "reinit", "shuffle"),
     "schedule.fraction": _number(0, 1, low_open=True, high_open=True),
     "trainer.epochs_per_block": _number(1, integer=True, optional=True),
     "trainer.group_ratio": _number(1, low_open=True),
@@ -233,6 +235,10 @@ def _check_buildable(cfg: DictConfig, memory: bool) -> None:
 
     method = build_method(cfg.method, cfg.schedule)
     method.check_config(cfg)
+    _check("prune.ablation", cfg.prune.ablation == "none" or (method.target_density(0.5) < 1.0
+                                                              and not method.prunes_during_training),
+           f"{cfg.method.name} fixes no mask before sparse training, so there is none to shuffle or re-initialise; "
+           "use it with random, magnitude, snip, grasp, synflow, drive or imp")
     input_shape, num_classes = describe(cfg.dataset)
     with torch.device("meta"):
         model = build_model(cfg.model, input_shape=input_shape, num_classes=num_classes, initialised=False)

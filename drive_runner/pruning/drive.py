@@ -38,6 +38,7 @@ class DrivePruning(ScoredPruning):
         return []
 
     def find_mask(self, ctx: PruningContext) -> None:
+        self._rewound_to = None
         super().find_mask(ctx)
         if self.cfg.after_prune == "continue":
             return
@@ -50,4 +51,8 @@ class DrivePruning(ScoredPruning):
                     "method.rewind_step",
                     f"step {self.cfg.rewind_step} is beyond the warm-up ({ctx.session.step} steps)",
                 )
+        self._rewound_to = state
         ctx.session.rewind(state, ctx.session.step)
+
+    def weights_under_mask(self, before_pruning: dict) -> dict:
+        return before_pruning if self._rewound_to is None else self._rewound_to

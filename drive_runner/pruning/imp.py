@@ -3,11 +3,16 @@
 Level 0 trains the dense network with the full recipe; every later level removes a fraction of the
 surviving weights by trained magnitude, rewinds the complete state (weights, biases, BN parameters and
 statistics) to step k, and retrains with a fresh optimizer, the LR schedule and data order resuming at k.
+
+`method.control=reinit` (or `shuffle`) adds the Lottery Ticket paper's control: every level's mask is also
+trained from a fresh initialisation (or as a layer-wise shuffled mask on the rewound weights), and its
+accuracy is logged beside the ticket's (`imp_control` events); the ticket itself carries on unchanged.
 """
 
 from __future__ import annotations
 
 from drive_runner.errors import ConfigError
+from drive_runner.pruning.ablation import ablate
 from drive_runner.pruning.masks import MaskEngine, keep_count
 from drive_runner.pruning.methods import PruningContext, PruningMethod, register_method
 from drive_runner.pruning.schedules import imp_survivors
@@ -32,6 +37,9 @@ class IterativeMagnitudePruning(PruningMethod):
             raise ConfigError("method.warmup_epochs", "imp trains from initialisation in every level; use 0")
         if cfg.prune.scope != "global":
             raise ConfigError("prune.scope", "imp ranks all prunable weights together (open_lth); use global")
+        if self.cfg.control != "none" and cfg.prune.ablation != "none":
+            raise ConfigError("method.control", "a per-level control and prune.ablation together measure nothing "
+                                                "clear; use one of them")
 
     def target_density(self, requested_density: float) -> float:
         return requested_density
@@ -65,13 +73,28 @@ class IterativeMagnitudePruning(PruningMethod):
         rewind_state = ctx.initial_state if rewind_step == 0 else snapshot.state
         if rewind_state is None:
             raise ConfigError("method.rewind_step", f"step {rewind_step} is beyond the training run ({session.step} steps)")
+        self._rewind_state = rewind_state
         for level, survivors in enumerate(levels):
             if level > 0:
                 session.rewind(rewind_state, rewind_step)
                 self._train_level(ctx, level)
             engine.prune_to_count({name: p.detach().abs() for name, p in engine.params.items()}, survivors)
             ctx.on_step(level + 1, len(levels), engine.density())
+            if self.cfg.control != "none":
+                self._train_control(ctx, level + 1, rewind_state, rewind_step)
         session.rewind(rewind_state, rewind_step)  # the final ticket trains in the sparse-training phase
+
+    def weights_under_mask(self, before_pruning: dict) -> dict:
+        return self._rewind_state
+
+    def _train_control(self, ctx: PruningContext, level: int, rewind_state: dict, rewind_step: int) -> None:
+        """This level's mask trained as the control variant; the ticket's mask is put back afterwards."""
+        ticket = ctx.engine.mask_state()
+        ablate(self.cfg.control, ctx, rewind_state, draw=level, step=rewind_step)
+        history = ctx.session.train_until(int(ctx.session.cfg.epochs), f"imp-control-{level}")
+        ctx.log("imp_control", level=level, control=self.cfg.control, density=ctx.engine.density(),
+                test_acc=history[-1].get("test_top1") if history else None)
+        ctx.engine.replace_masks(ticket)
 
     @staticmethod
     def _train_level(ctx: PruningContext, level: int) -> None:

@@ -239,6 +239,15 @@ class MaskEngine:
             target.mask.copy_(mask)
 
     @torch.no_grad()
+    def replace_masks(self, new_masks: Mapping[str, torch.Tensor]) -> None:
+        """Install masks outright, not ANDed with the old ones: only for ablations, which move the
+        survivors on purpose (the weights are reloaded after this)."""
+        for target in self.targets:
+            if target.name in new_masks:
+                target.mask.copy_(new_masks[target.name])
+        self.set_masks(self.masks)  # zero what the new masks remove, and its optimizer state
+
+    @torch.no_grad()
     def set_masks(self, new_masks: Mapping[str, torch.Tensor]) -> None:
         """Install new masks (ANDed with the old ones), zero the weights and optimizer state they remove."""
         for target in self.targets:

@@ -40,6 +40,8 @@ class PruningContext:
     session: Any = None
     # Weights and buffers before any training, for methods that rewind to initialisation.
     initial_state: dict | None = None
+    # A fresh initialisation of the model (the k-th independent draw of this run), for re-init ablations.
+    reinitialised: Callable[[int], dict] | None = None
     # After every pruning step: (step, steps in all, density reached).
     on_step: Callable[[int, int, float], None] = lambda step, total, density: None
     log: Callable[..., None] = lambda event, **fields: None
@@ -98,6 +100,11 @@ class PruningMethod:
 
     def find_mask(self, ctx: PruningContext) -> None:
         """Leave every weight in place."""
+
+    def weights_under_mask(self, before_pruning: dict) -> dict:
+        """The dense weights the found mask sits on (what a shuffled mask is put on): the weights before
+        pruning, unless the method rewound them."""
+        return before_pruning
 
     def summary_extras(self) -> dict:
         """Method-specific results for summary.json, known once training is over."""

@@ -44,6 +44,7 @@ class GraspConfig(MethodConfig):
 class ImpConfig(MethodConfig):
     rewind_step: int = 0  # optimizer step whose full state the weights rewind to (0 = initialisation)
     prune_output_layer: Optional[bool] = None  # None = open_lth presets: kept dense for LeNet/VGG, pruned for ResNets
+    control: str = "none"  # none | reinit | shuffle: also train every level's mask as this control (LTH Fig. 3)
 
 
 @dataclass
@@ -104,3 +105,4 @@ class PruneConfig:
     scope: str = "global"  # global | layerwise
     exclude: List[str] = field(default_factory=list)  # parameter names never pruned
     include_bias: bool = False
+    ablation: str = "none"  # none | shuffle | reinit: applied once the mask is found (Frankle et al. 2021)
