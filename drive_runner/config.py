@@ -11,7 +11,7 @@ Ranges and cross-key rules are checked by `drive_runner.validation`, before any 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import List, Optional
+from typing import Any, List, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
@@ -48,6 +48,18 @@ class LoggerConfig:
     init_timeout_s: float = 10.0  # longest wait for an online start before falling back to an offline run
 
 
+# --------------------------------------------------------------------------- table
+@dataclass
+class TableConfig:
+    """Set by `table=<name>` (conf/table/<name>.yaml): a published table run as one sweep."""
+
+    name: Optional[str] = None
+    reference: Optional[str] = None  # the paper's numbers: drive_runner/tables/references/<reference>.yaml
+    recipe: str = "quick"  # which of `grids` runs: quick (fits the budget the table states) | paper
+    grids: Any = None  # recipe -> list of grids, each {key: value or list of values to sweep}
+    limit: Optional[int] = None  # run only the first N jobs (smoke tests, a quick look)
+
+
 # --------------------------------------------------------------------------- top level
 @dataclass
 class Config:
@@ -59,6 +71,7 @@ class Config:
     hardware: HardwareConfig = MISSING
     logger: LoggerConfig = MISSING
     prune: PruneConfig = field(default_factory=PruneConfig)
+    table: TableConfig = field(default_factory=TableConfig)
     sparsity: float = 0.9  # fraction of prunable weights removed
     compression: Optional[float] = None  # log10 of N/kept; when set it replaces sparsity
     seed: int = 0
@@ -77,7 +90,15 @@ SCHEMAS = {
 
 def register_schemas() -> None:
     """Store every schema under schema/<group>/<name> (not in the user-facing groups, so
-    `method=` lists only real methods) and the top-level schema as `base_config`."""
+    `method=` lists only real methods) and the top-level schema as `base_config`; and register the
+    table sweeper (hydra/sweeper=table) with Hydra by hand: Hydra's plugin scan does not see packages
+    installed in editable mode."""
+    from hydra.core.plugins import Plugins
+
+    plugins = Plugins.instance()  # first: its scan re-executes Hydra's plugin modules, the basic sweeper's too
+    from hydra_plugins.drive_runner_table_sweeper.table_sweeper import TableSweeper
+
+    plugins.register(TableSweeper)
     store = ConfigStore.instance()
     store.store(name="base_config", node=Config)
     for group, schemas in SCHEMAS.items():

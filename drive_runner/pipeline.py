@@ -211,7 +211,8 @@ def _run_phases(cfg, directory: RunDirectory, tracker: Tracker, console: Console
 
     result = _result(cfg, model, engine, data, density, final, history, connectivity, phases, prunable_at_start)
     if method.structured:
-        result["target_sparsity"] = None  # structured methods remove channels without a sparsity target
+        # Structured methods remove channels without a sparsity target.
+        result["target_sparsity"] = result["target_compression"] = None
     if mask_fixed_at:  # the mask was fixed during training (GMP)
         result["timings_s"]["find_mask"] = mask_fixed_at[-1]
     result["memory"] = _memory_report(batch, session, cfg.hardware.memory_budget_mb, device)
@@ -338,12 +339,14 @@ def _result(cfg, model, engine, data, density, final, history, connectivity, pha
     tested = [h["test_top1"] for h in history if "test_top1" in h]
     return {
         "target_sparsity": round(1.0 - density, 12),
+        "target_compression": round(math.log10(1.0 / density), 6) if density > 0 else None,
         "achieved_sparsity": 1.0 - achieved_density,
         "achieved_compression": math.log10(1.0 / achieved_density) if achieved_density > 0 else None,
         "test_acc": final["top1"],
         "test_top5": final["top5"],
         "test_loss": final["loss"],
         "best_test_acc": max(tested, default=final["top1"]),
+        "ablation": cfg.prune.ablation,
         "epochs": int(cfg.trainer.epochs),
         "warmup_epochs": int(cfg.method.warmup_epochs),
         "params_total": params_total,

@@ -118,7 +118,7 @@ def test_model_that_does_not_fit_the_images_is_caught_before_work():
                            "bn_mode, combine, convergence_term, gamma, iterations, name, normalization, rewind_step, "
                            "warmup_epochs"),
         (["metod=drive"], "metod: unknown key; top-level keys are compression, dataset, experiment, hardware, logger, "
-                          "method, model, prune, recipe, schedule, seed, sparsity, trainer"),
+                          "method, model, prune, recipe, schedule, seed, sparsity, table, trainer"),
     ],
 )
 def test_composition_errors_become_one_line(argv, expected):

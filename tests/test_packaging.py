@@ -1,4 +1,4 @@
-"""The hand-written package list in pyproject.toml covers every package directory."""
+"""The hand-written package list in pyproject.toml covers every package directory (the Hydra plugin too)."""
 
 import tomllib
 
@@ -9,7 +9,8 @@ def test_every_package_is_listed_for_installation():
     listed = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
     found = {
         ".".join(path.parent.relative_to(REPO).parts)
-        for path in (REPO / "drive_runner").rglob("__init__.py")
+        for top in ("drive_runner", "hydra_plugins")
+        for path in (REPO / top).rglob("__init__.py")
     }
     assert found | {"drive_runner.conf"} == listed
     assert (REPO / "conf" / "__init__.py").exists()

@@ -79,24 +79,25 @@ def test_method_knobs_split_a_method_but_cosmetic_keys_and_seeds_do_not(tmp_path
 
 
 def test_a_seed_twice_in_a_cell_is_warned_about(tmp_path: Path, capsys):
-    from drive_runner.report.__main__ import main
+    from drive_runner.cli.report import main
 
     for name in ("x", "y"):
         write_run(tmp_path, name, config(), method="snip", seed=0, target_sparsity=0.9, test_acc=0.9)
     table = pivot(collect_runs(tmp_path), "test_acc")
     assert len(table.warnings) == 1 and "seed 0 appears 2 times" in table.warnings[0]
-    assert main([str(tmp_path)]) == 0
+    assert main([str(tmp_path), "--no-figures"]) == 0
     assert "seed 0 appears 2 times" in capsys.readouterr().err
 
 
 def test_report_command_prints_latex_and_refuses_empty_or_missing_directories(runs, tmp_path, capsys):
-    from drive_runner.report.__main__ import main
+    from drive_runner.cli.report import main
 
     root = runs[0]["run_dir"].rsplit("/", 1)[0]
     assert main([root, "--format", "latex"]) == 0
     assert "91.00 $\\pm$ 1.41 (n=2)" in capsys.readouterr().out
     assert main([root, "--value", "timings_s.find_mask", "--format", "markdown"]) == 0
     assert "| snip | - | 2.00 ± 1.41 (n=2) |" in capsys.readouterr().out
+    assert {p.name for p in (Path(root) / "report").iterdir()} >= {"report.md", "report.tex", "report.csv"}
     empty = tmp_path / "empty"
     empty.mkdir()
     assert main([str(empty)]) == 1
@@ -130,3 +131,25 @@ def test_keys_of_another_trainer_are_implied_by_its_name_not_listed(tmp_path: Pa
     write_run(tmp_path, "n", neuroflux, method="dense", seed=0, target_sparsity=0.0, test_acc=0.8)
     assert pivot(collect_runs(tmp_path), "test_acc").rows == ["dense (trainer.name=backprop)",
                                                                "dense (trainer.name=neuroflux)"]
+
+
+def test_drive_report_puts_the_papers_numbers_beside_ours_and_draws_them(tmp_path: Path, capsys):
+    from drive_runner.cli.report import main
+
+    layers = [{"name": "fc1.weight", "numel": 235200, "density": 0.04}, {"name": "fc2.weight", "numel": 30000,
+                                                                         "density": 0.1}]
+    for seed, acc in ((0, 0.9810), (1, 0.9790)):
+        settings = config(method="snip", seed=seed)
+        settings["table"] = {"name": "snip_mnist", "reference": "snip_mnist"}
+        write_run(tmp_path, f"s{seed}", settings, method="snip", model="lenet300", dataset="mnist", seed=seed,
+                  target_sparsity=0.95, test_acc=acc, layers=layers, timings_s={"find_mask": 0.5})
+    assert main([str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "Reference: N. Lee, T. Ajanthan, P. H. S. Torr." in out  # found from the runs' table
+    assert "| snip | 0.95 | 2.00 ± 0.14 (n=2) | 1.60 | +0.40 |" in out  # test error, ours against the paper's
+    written = {p.name for p in (tmp_path / "report").iterdir()}
+    assert {"report.md", "report.tex", "report.csv", "accuracy.png", "accuracy.pdf", "layer_density.png",
+            "layer_density.pdf"} <= written
+    drawn = json.loads((tmp_path / "report" / "report.json").read_text())["figures"]
+    assert "paper: snip" in drawn["accuracy"] and "snip" in drawn["accuracy"]
+    assert "\\toprule" in (tmp_path / "report" / "report.tex").read_text()

@@ -45,6 +45,8 @@ def _task(cfg):
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     experiment = hydra_cfg.runtime.choices.get("experiment")
     group = Path(hydra_cfg.sweep.dir).name if multirun else (experiment if experiment not in (None, "null") else None)
+    if cfg.table.name:  # one W&B group per table run
+        group = f"{cfg.table.name}-{group}"
     job = JobInfo(group=group, overrides=list(hydra_cfg.overrides.task), in_sweep=multirun)
     try:
         return run(cfg, hydra_cfg.runtime.output_dir, job)
@@ -127,6 +129,47 @@ def _compose_job(compose, overrides: list[str]):
         raise ConfigError(full_key, f"unknown key; {group} keys are {', '.join(sorted(map(str, node.keys())))}") from None
 
 
+def _is_plain_value(override: str) -> bool:
+    """`key=value` for a value key (seed=1, method.iterations=20): it changes no defaults list."""
+    key = override.split("=", 1)[0]
+    return "=" in override and not key.startswith(("+", "~")) and not _is_hydra(key) and "/" not in key \
+        and key not in CONFIG_GROUPS
+
+
+def _composed_jobs(compose, jobs: list[list[str]]):
+    """Every job's config with its hydra node. Jobs that differ only in plain values share one Hydra
+    composition, with the values applied as Hydra applies them (OmegaConf.update, merged): composing a
+    table's hundreds of jobs one by one takes minutes. Anything that fails is composed in full, which
+    words the error."""
+    import copy
+
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from omegaconf import OmegaConf
+
+    parser = OverridesParser.create()
+    bases: dict = {}
+    for job in jobs:
+        structure = tuple(o for o in job if not _is_plain_value(o))
+        if structure not in bases:
+            bases[structure] = _compose_job(compose, list(structure))
+        cfg = copy.deepcopy(bases[structure])
+        try:
+            for override in parser.parse_overrides([o for o in job if _is_plain_value(o)]):
+                OmegaConf.update(cfg, override.key_or_group, override.value(), merge=True)
+        except Exception:  # noqa: BLE001 - the full composition raises the same error, worded for the user
+            cfg = _compose_job(compose, job)
+        yield cfg
+
+
+def _table_jobs(compose, arguments: list[str]) -> list[list[str]]:
+    """The jobs `table=NAME` will launch: its grids, as the table sweeper expands them."""
+    from drive_runner.tables.grid import table_jobs
+
+    table_arguments = [a for a in arguments if a.split("=", 1)[0].lstrip("+~").split(".")[0] == "table"]
+    check_names(table_arguments)
+    return table_jobs(_compose_job(compose, table_arguments).table, arguments)
+
+
 def prevalidate(argv: list[str]) -> tuple[list, Path, bool]:
     """Compose and validate every job's config and check where the results will go; raise ConfigError
     (or a Hydra error) on the first problem. Returns (job configs, run or sweep directory, multirun)."""
@@ -145,9 +188,13 @@ def prevalidate(argv: list[str]) -> tuple[list, Path, bool]:
         raise ConfigError("compression", "give sparsity= or compression=, not both")
     configs = []
     with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
-        for job in _job_overrides(arguments, multirun):
+        if "table" in keys:  # a published table: the union of its grids, always a sweep
+            multirun, jobs = True, _table_jobs(compose, arguments)
+        else:
+            jobs = _job_overrides(arguments, multirun)
+        for job in jobs:
             check_names(job)
-            cfg = _compose_job(compose, job)
+        for cfg in _composed_jobs(compose, jobs):
             if not configs:  # every job of a sweep shares the sweep directory
                 output_dir = str(cfg.hydra.sweep.dir if multirun else cfg.hydra.run.dir)
             with open_dict(cfg):

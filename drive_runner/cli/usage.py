@@ -11,7 +11,8 @@ from pathlib import Path
 
 from drive_runner import __version__
 
-CONFIG_GROUPS = ("model", "dataset", "method", "schedule", "trainer", "recipe", "hardware", "logger", "experiment")
+CONFIG_GROUPS = ("model", "dataset", "method", "schedule", "trainer", "recipe", "hardware", "logger", "experiment",
+                 "table")
 
 
 def group_options(group: str) -> list[str]:

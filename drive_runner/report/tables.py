@@ -19,24 +19,33 @@ from pathlib import Path
 import yaml
 
 # Config keys that do not change a result.
-COSMETIC_PREFIXES = ("logger.", "hydra.")
+COSMETIC_PREFIXES = ("logger.", "hydra.", "table.")  # table.*: which sweep a run came from, not how it ran
 COSMETIC_KEYS = {"hardware.num_workers", "hardware.threads", "trainer.eval_batch_size", "trainer.eval_every",
                  "dataset.root", "dataset.download"}
 # The config keys a summary field comes from, and the config groups a row value owns (a method's
 # knobs and its schedule are part of what "the method" means).
 SOURCES = {"method": ("method.name",), "model": ("model.name",), "dataset": ("dataset.name",),
-           "target_sparsity": ("sparsity", "compression"), "seed": ("seed",), "epochs": ("trainer.epochs",)}
+           "target_sparsity": ("sparsity", "compression"), "target_compression": ("sparsity", "compression"),
+           "seed": ("seed",), "epochs": ("trainer.epochs",), "ablation": ("prune.ablation",)}
 OWNED = {"method": ("method.", "schedule.")}
 HEADLINE = ("model.name", "dataset.name", "trainer.name", "trainer.epochs")
 
 
-def collect_runs(root: str | Path) -> list[dict]:
-    """Every summary.json below `root`, each with its `run_dir` and flattened `settings` (config.yaml)."""
+def collect_runs(root: str | Path, progress=None) -> list[dict]:
+    """Every summary.json below `root`, each with its `run_dir` and flattened `settings` (config.yaml);
+    `progress(done, total)` is called after every run read (for a line on large trees)."""
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"no such directory: {root}")
-    records = (read_run(path.parent) for path in sorted(root.rglob("summary.json")))
-    return [record for record in records if record is not None]
+    paths = sorted(root.rglob("summary.json"))
+    records = []
+    for done, path in enumerate(paths, start=1):
+        record = read_run(path.parent)
+        if record is not None:
+            records.append(record)
+        if progress is not None:
+            progress(done, len(paths))
+    return records
 
 
 def read_run(run_dir: str | Path) -> dict | None:
@@ -58,7 +67,11 @@ def _settings(run_dir: Path, summary: dict) -> dict:
     except (OSError, yaml.YAMLError):
         config = None
     if not isinstance(config, dict):
-        return {source[0]: summary.get(field) for field, source in SOURCES.items() if field in summary}
+        settings: dict = {}
+        for name, source in SOURCES.items():
+            if name in summary:
+                settings.setdefault(source[0], summary[name])
+        return settings
     return dict(_flatten(config))
 
 
@@ -74,6 +87,7 @@ def _flatten(node, prefix: str = ""):
 class Cell:
     values: list[float]
     seeds: list = field(default_factory=list)
+    runs: list[dict] = field(default_factory=list)  # the summaries behind the values
 
     @property
     def mean(self) -> float:
@@ -99,9 +113,11 @@ class Pivot:
         return self.cells.get((row, col))
 
 
-def pivot(runs: list[dict], value_key: str, row_key: str = "method", col_key: str = "target_sparsity") -> Pivot:
+def pivot(runs: list[dict], value_key: str, row_key: str = "method", col_key: str = "target_sparsity",
+          convert=None) -> Pivot:
     """Completed runs grouped by (row, col) and by every setting in which they differ; each cell
-    holds one value per seed. A seed that appears twice in a cell is reported in `warnings`."""
+    holds one value per seed (`convert`ed, e.g. accuracy to error %). A seed that appears twice in a
+    cell is reported in `warnings`."""
     used = [run for run in runs if run.get("status") == "completed" and _lookup(run, value_key) is not None]
     ignored = {*SOURCES.get(row_key, ()), *SOURCES.get(col_key, ()), "seed"}
     settings = [{k: v for k, v in run.get("settings", {}).items() if _matters(k) and k not in ignored} for run in used]
@@ -117,8 +133,10 @@ def pivot(runs: list[dict], value_key: str, row_key: str = "method", col_key: st
         row = run.get(row_key)
         label = _label(row, {k: setting.get(k) for k in row_keys[row]})
         cell = cells.setdefault((label, _round(run.get(col_key))), Cell([]))
-        cell.values.append(float(_lookup(run, value_key)))
+        value = float(_lookup(run, value_key))
+        cell.values.append(convert(value) if convert else value)
         cell.seeds.append(run.get("seed"))
+        cell.runs.append(run)
     warnings = [
         f"{label} at {col_key}={col}: seed {seed} appears {count} times; those runs are averaged as if independent"
         for (label, col), cell in cells.items() for seed, count in Counter(cell.seeds).items() if count > 1

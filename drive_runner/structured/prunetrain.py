@@ -11,7 +11,7 @@ from drive_runner.pruning.methods import PruningContext, PruningMethod, register
 from drive_runner.structured.architecture import output_widths
 from drive_runner.structured.group_lasso import grouped_layers, penalty, strength_from_ratio
 from drive_runner.structured.reconfigure import reconfigure
-from drive_runner.train.flops import training_flops
+from drive_runner.train.flops import total_flops, training_flops
 from drive_runner.train.loop import TrainingCallback
 
 
@@ -54,6 +54,7 @@ class _GroupLassoAndReconfigure(TrainingCallback):
         self.strength: float | None = None
         self.initial_widths = output_widths(ctx.model)
         self.initial_flops = self.flops = training_flops(ctx.model, ctx.input_shape)
+        self.initial_inference_flops = total_flops(ctx.model, ctx.input_shape)[0]
         self.epoch_flops: list[int] = []
         self.epoch_times: list[float] = []
         self.reconfigurations: list[dict] = []
@@ -119,6 +120,9 @@ class _GroupLassoAndReconfigure(TrainingCallback):
             "flops_reduction": 1.0 - self.flops / self.initial_flops,
             # The whole run's training cost against a dense run of the same length (the authors' measure).
             "training_flops_reduction": 1.0 - sum(self.epoch_flops) / (self.initial_flops * epochs) if epochs else 0.0,
+            # Inference cost of the final model against the initial one (the authors' "inference FLOPs removed").
+            "inference_flops_reduction": 1.0 - total_flops(self.ctx.model, self.ctx.input_shape)[0]
+            / self.initial_inference_flops,
             "epoch_time_reduction": 1.0 - self.epoch_times[-1] / self.epoch_times[0] if epochs > 1 else 0.0,
             "train_flops_initial": self.initial_flops,
             "train_flops_final": self.flops,

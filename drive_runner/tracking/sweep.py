@@ -16,6 +16,7 @@ from rich.table import Table
 from drive_runner.report.tables import pivot, read_run, to_csv, to_markdown
 from drive_runner.tracking.console import rich_console
 from drive_runner.tracking.rundir import write_json_atomic, write_text_atomic
+from drive_runner.tracking.wandb_logger import WandbLogger
 
 
 @dataclass
@@ -133,3 +134,24 @@ class SweepReport(Callback):
         global _last
         _last = collect(Path(config.hydra.sweep.dir))
         write_and_print(_last)
+        if config.table.name:
+            write_table_report(_last, config)
+
+
+def write_table_report(outcome: SweepOutcome, config) -> None:
+    """A table run ends with its full report (the paper's numbers beside ours, the figures) in
+    <sweep dir>/report, also logged to W&B as a table and images."""
+    from drive_runner.report.build import build_report
+
+    runs = [job.summary for job in outcome.jobs if job.summary]
+    report = build_report(runs, outcome.sweep_dir / "report", reference=config.table.reference)
+    console = rich_console()
+    console.print(f"report of table {config.table.name}: {outcome.sweep_dir / 'report' / 'report.md'} "
+                  f"(drive-report {outcome.sweep_dir} prints it)", markup=False, highlight=False)
+    wandb = WandbLogger(config.logger, outcome.sweep_dir, config={"table": config.table.name},
+                        name=f"{config.table.name}-report", group=f"{config.table.name}-{outcome.sweep_dir.name}",
+                        warn=lambda text: console.print(f"warning: {text}", markup=False, highlight=False))
+    columns = ["panel", "quantity", "row", "column", "mean", "std", "n"]
+    wandb.log_table("report", [dict(zip(columns, row)) for row in report.csv_rows])
+    wandb.log_images({path.stem: path for path in report.files if path.suffix == ".png"})
+    wandb.finish()

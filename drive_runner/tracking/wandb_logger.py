@@ -120,6 +120,11 @@ class WandbLogger:
         self.run.log({key: self._wandb.Table(columns=columns, data=[[row[c] for c in columns] for row in rows])})
 
     @_guarded
+    def log_images(self, images: dict[str, Path]) -> None:
+        if images:
+            self.run.log({f"figures/{name}": self._wandb.Image(str(path)) for name, path in images.items()})
+
+    @_guarded
     def update_summary(self, values: dict) -> None:
         self.run.summary.update(values)
 

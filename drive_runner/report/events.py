@@ -1,0 +1,35 @@
+"""What a report reads from runs' metrics.jsonl beyond their summaries: IMP's level curves and the
+per-epoch series of PruneTrain."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def events(run: dict) -> list[dict]:
+    """The run's metrics.jsonl records (none when the file is missing or unreadable)."""
+    try:
+        text = (Path(run["run_dir"]) / "metrics.jsonl").read_text()
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+    except (OSError, ValueError, KeyError):
+        return []
+
+
+def imp_curves(runs: list[dict]) -> dict:
+    """Per IMP curve ("ticket", and the control's kind): density -> test accuracies over seeds, from the
+    runs' metrics.jsonl (each level's training) and the final sparse training."""
+    curves: dict = {}
+    for run in runs:
+        if run.get("method") != "imp":
+            continue
+        for row in events(run):
+            if row.get("event") == "imp_level" and row.get("test_acc") is not None:
+                curves.setdefault("ticket", {}).setdefault(round(row["density"], 6), []).append(row["test_acc"])
+            elif row.get("event") == "imp_control" and row.get("test_acc") is not None:
+                name = f"{row['control']} control"
+                curves.setdefault(name, {}).setdefault(round(row["density"], 6), []).append(row["test_acc"])
+        if "ticket" in curves and run.get("test_acc") is not None and run.get("ablation", "none") == "none":
+            density = round(1.0 - run["achieved_sparsity"], 6)
+            curves["ticket"].setdefault(density, []).append(run["test_acc"])
+    return curves

@@ -1,0 +1,40 @@
+"""The jobs of a table: the union of its grids (one cartesian product each, in Hydra's sweep syntax) with
+the command line's overrides applied to every job. Used by the table sweeper and by drive-run's checks
+before launch, so both see the same jobs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def table_jobs(table, arguments: list[str]) -> list[list[str]]:
+    """Each job's overrides; a command-line key replaces the grid's value for that key (and may sweep)."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+    given = {argument.split("=", 1)[0].lstrip("+~") for argument in arguments}
+    jobs = []
+    for grid in grids(table):
+        items = [f"{key}={_sweep_text(value)}" for key, value in grid.items() if key not in given]
+        parsed = parser.parse_overrides([*items, *arguments])
+        jobs += [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
+    return jobs[: table.limit] if table.limit is not None else jobs
+
+
+def grids(table) -> list[dict]:
+    """The grids of the table's chosen recipe (`table.recipe`), as plain dicts."""
+    from omegaconf import OmegaConf
+
+    chosen = OmegaConf.select(table, f"grids.{table.recipe}") if table.grids is not None else None
+    if chosen is None:
+        from drive_runner.errors import ConfigError
+
+        allowed = ", ".join(sorted(table.grids)) if table.grids is not None else "none"
+        raise ConfigError("table.recipe", f"table {table.name} has no '{table.recipe}' recipe; allowed: {allowed}")
+    return [dict(grid) for grid in OmegaConf.to_container(chosen, resolve=True)]
+
+
+def _sweep_text(value: Any) -> str:
+    """A grid value as Hydra override text: a list sweeps over its items."""
+    return ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)

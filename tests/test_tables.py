@@ -1,0 +1,102 @@
+"""Published tables: every table file composes into its jobs, names reference data that loads, and runs
+(two jobs each, tiny overrides) to a report with the paper's numbers beside ours."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from drive_runner.cli.compose import compose_config
+from drive_runner.cli.run import prevalidate
+from drive_runner.cli.usage import group_options
+from drive_runner.errors import ConfigError
+from drive_runner.tables.grid import table_jobs
+from drive_runner.tables.references import QUANTITIES, load_reference, reference_names
+from tests.conftest import read_json, run_cli
+from tests.test_data import write_mnist
+
+TABLES = group_options("table")
+CIFAR_TABLES = ["synflow_fig6", "grasp_cifar", "drive_cifar", "prunetrain_cifar"]
+MNIST_TABLES = ["snip_mnist", "sanity_mnist", "lth_mnist"]
+TINY = ["dataset=synthetic", "dataset.num_train=64", "dataset.num_test=32", "trainer.epochs=2",
+        "trainer.batch_size=32", "method.iterations=2", "logger=none", "table.limit=2"]
+
+
+def jobs(*overrides: str) -> list[list[str]]:
+    table = [o for o in overrides if o.split("=")[0].split(".")[0] == "table"]
+    return table_jobs(compose_config(table).table, list(overrides))
+
+
+def test_every_table_is_listed_and_names_its_reference():
+    assert sorted(TABLES) == sorted(CIFAR_TABLES + MNIST_TABLES)
+    for name in TABLES:
+        table = compose_config([f"table={name}"]).table
+        assert table.name == name and table.reference in reference_names()
+
+
+@pytest.mark.parametrize("name", sorted(reference_names()))
+def test_reference_data_loads_with_known_quantities(name):
+    reference = load_reference(name)
+    assert reference.paper and reference.source and reference.recipe
+    for comparison in reference.comparisons:
+        assert comparison.quantity in QUANTITIES and comparison.entries
+        assert all("value" in entry and "method" in entry for entry in comparison.entries)
+
+
+def test_snip_table_is_the_union_of_its_grids():
+    all_jobs = jobs("table=snip_mnist")
+    assert len(all_jobs) == 7 * 2 * 3 + 3 + 4 * 2 * 3 + 3  # LeNet-300-100 rows, its dense, LeNet-5 rows, its dense
+    lenet5 = [job for job in all_jobs if "model=lenet5" in job]
+    assert {o for job in lenet5 for o in job if o.startswith("sparsity=")} == {"sparsity=0.98", "sparsity=0.99",
+                                                                                "sparsity=0.0"}
+    assert all("recipe=snip_mnist_lenet5_quick" in job for job in lenet5)
+
+
+def test_the_command_line_overrides_every_job_and_may_sweep_and_switch_recipe():
+    chosen = jobs("table=snip_mnist", "seed=7", "method=snip,random")
+    # The method sweep replaces every grid's methods, the dense grids' too: 4 grids x 2 methods (x 2 sparsities).
+    assert all("seed=7" in job for job in chosen) and len(chosen) == 2 * 2 + 2 + 2 * 2 + 2
+    paper = jobs("table=snip_mnist", "table.recipe=paper")
+    assert all("recipe=mnist" in job for job in paper if "model=lenet300" in job)
+    with pytest.raises(ConfigError, match="table.recipe.*allowed: paper, quick"):
+        jobs("table=snip_mnist", "table.recipe=fast")
+    assert len(jobs("table=snip_mnist", "table.limit=5")) == 5
+
+
+@pytest.mark.parametrize("name, count", [("synflow_fig6", 504), ("grasp_cifar", 180), ("prunetrain_cifar", 12),
+                                         ("sanity_mnist", 126), ("lth_mnist", 3)])
+def test_every_job_of_a_table_is_validated_before_launch(name, count, monkeypatch, tmp_path):
+    monkeypatch.setenv("DRIVE_RUN_ID", "x")
+    monkeypatch.chdir(tmp_path)
+    configs, directory, multirun = prevalidate([f"table={name}"])
+    assert len(configs) == count and multirun
+    assert directory == Path("outputs/tables") / name / "x"
+    assert all(cfg.table.name == name for cfg in configs)
+
+
+@pytest.mark.parametrize("name", CIFAR_TABLES)
+def test_cifar_table_smoke_runs_two_jobs_to_a_report(name, tmp_path):
+    extra = ["method=prunetrain", "method.interval=1"] if name == "prunetrain_cifar" else []
+    result = run_cli(f"table={name}", *TINY, *extra, "hydra.sweep.dir=T", cwd=tmp_path, timeout=600)
+    assert result.returncode == 0, result.stderr
+    summaries = [read_json(p) for p in (tmp_path / "T").glob("*/summary.json")]
+    assert len(summaries) == 2 and all(s["status"] == "completed" for s in summaries)
+    report = read_json(tmp_path / "T" / "report" / "report.json")
+    assert report["reference"] == name and "report.md" in report["files"]
+    assert (tmp_path / "T" / "report" / "report.md").read_text().startswith("# Report: 2 completed of 2 runs")
+
+
+@pytest.mark.parametrize("name", MNIST_TABLES)
+def test_mnist_table_smoke_on_tiny_idx_files(name, tmp_path):
+    write_mnist(tmp_path / "data", train=40, test=20)
+    result = run_cli(f"table={name}", f"dataset.root={tmp_path / 'data'}", "trainer.epochs=1", "logger=none",
+                     "table.limit=2", "hydra.launcher.n_jobs=1", "hydra.sweep.dir=T", cwd=tmp_path, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert len(list((tmp_path / "T").glob("*/summary.json"))) == 2
+    assert json.loads((tmp_path / "T" / "report" / "report.json").read_text())["reference"] == name
+
+
+def test_the_cfg_flag_shows_a_tables_grid(tmp_path):
+    result = run_cli("table=synflow_fig6", "--cfg", "job", cwd=tmp_path, pinned=False)
+    assert result.returncode == 0, result.stderr
+    assert "grids:" in result.stdout and "synflow_fig6_resnet18" in result.stdout and "2.5" in result.stdout
