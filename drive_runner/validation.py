@@ -86,6 +86,7 @@ RULES: dict[str, Callable[[str, Any], None]] = {
     "method.iterations": _number(1, integer=True),
     "prune.scope": _choice("global", "layerwise"),
     "prune.ablation": _choice("none", "shuffle", "reinit"),
+    "table.limit": _number(1, integer=True, optional=True),
     "hardware.device": _choice("auto", "cpu", "cuda"),
     "hardware.precision": _choice("fp32", "bf16"),
     "hardware.memory_budget_mb": _number(0, low_open=True, optional=True),

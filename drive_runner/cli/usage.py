@@ -72,6 +72,7 @@ examples:
   drive-run experiment=quickstart
   drive-run dataset=digits model=lenet300 method=magnitude sparsity=0.9 trainer.epochs=5
   drive-run -m method=snip,synflow,drive sparsity=0.5,0.9,0.98 seed=0,1,2
+  drive-run table=snip_mnist dataset.root=DATA    # a published table; then: drive-report outputs/tables/...
 
 config groups (GROUP=OPTION):
 {_groups()}
