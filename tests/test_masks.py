@@ -132,6 +132,42 @@ def test_pruned_weights_stay_exactly_zero_through_training(optimizer_name):
     engine.verify(expected_survivors=keep_count(engine.total(), 0.2))
 
 
+def test_every_way_a_mask_changes_reaches_the_gradient_and_the_weights():
+    """The hooks multiply by a cached copy of each mask; a mask written in place by selection, by
+    loading, by an ablation or by a dtype change of the model must never leave a stale copy behind."""
+    model = mlp()
+    engine = MaskEngine(model)
+    optimizer = train_steps(model, engine, steps=1)  # all-ones masks: the hooks pass everything through
+    assert all((target.param.grad != 0).all() for target in engine.targets)
+
+    def pruned_entries_stay_zero():
+        train_steps(model, engine, steps=2, optimizer=optimizer)
+        for target in engine.targets:
+            assert (target.param.grad[~target.mask] == 0).all()
+            assert (target.param[~target.mask] == 0).all()
+            assert (target.param.grad[target.mask] != 0).any()
+
+    engine.prune_to_density(scores_like(engine, seed=1), 0.5)
+    pruned_entries_stay_zero()
+    engine.prune_to_density(scores_like(engine, seed=2), 0.2)
+    pruned_entries_stay_zero()
+    shuffled = {name: mask.flatten()[torch.randperm(mask.numel())].reshape(mask.shape) for name, mask in engine.masks.items()}
+    engine.replace_masks(shuffled)
+    pruned_entries_stay_zero()
+    assert all(torch.equal(engine.masks[name], shuffled[name]) for name in shuffled)
+    model.double()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    engine.attach(optimizer)
+    for _ in range(2):
+        loss = model(torch.randn(8, 20, dtype=torch.float64)).pow(2).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    for target in engine.targets:
+        assert target.param.grad.dtype == torch.float64
+        assert (target.param[~target.mask] == 0).all() and (target.param.grad[~target.mask] == 0).all()
+
+
 def test_verify_fails_when_a_masked_weight_is_perturbed():
     model = mlp()
     engine = MaskEngine(model)

@@ -45,7 +45,7 @@ def test_reference_data_loads_with_known_quantities(name):
 
 def test_snip_table_is_the_union_of_its_grids():
     all_jobs = jobs("table=snip_mnist")
-    assert len(all_jobs) == 7 * 2 * 3 + 3 + 4 * 2 * 3 + 3  # LeNet-300-100 rows, its dense, LeNet-5 rows, its dense
+    assert len(all_jobs) == 7 * 2 * 3 + 3 + 3 * 2 * 3 + 3  # LeNet-300-100 rows, its dense, LeNet-5 rows, its dense
     lenet5 = [job for job in all_jobs if "model=lenet5" in job]
     assert {o for job in lenet5 for o in job if o.startswith("sparsity=")} == {"sparsity=0.98", "sparsity=0.99",
                                                                                 "sparsity=0.0"}

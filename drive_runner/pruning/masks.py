@@ -6,7 +6,9 @@ tensors (it loads into a freshly built model), checkpoints store the masks besid
 stay clear of torch.nn.utils.prune's `<attr>_mask`. Three mechanisms keep pruned weights exactly zero:
 a gradient hook multiplies the gradient by the mask, an optimizer post-step hook multiplies the
 weight by the mask (covering weight decay, momentum and Nesterov), and a mask change zeroes both
-the weights and the optimizer state of the newly pruned entries.
+the weights and the optimizer state of the newly pruned entries. Both hooks multiply by a copy of
+the mask in the tensor's own dtype, rebuilt only when the mask changes, and skip all-ones masks: a
+bool-times-float product per step would cost as much as a small network's forward pass.
 """
 
 from __future__ import annotations
@@ -39,6 +41,27 @@ class PrunableTensor:
     @property
     def mask(self) -> torch.Tensor:
         return getattr(self.module, f"{self.attr}{MASK_SUFFIX}")
+
+
+class _Multipliers:
+    """Each mask as a multiplier in the dtype of what it multiplies, or None where nothing is pruned.
+
+    Keyed by the mask tensor's identity and in-place version counter, so any write to a mask (selection,
+    loading, ablation, a move to another device) is picked up without the writers having to say so.
+    """
+
+    def __init__(self):
+        self._cache: dict[str, tuple] = {}
+
+    def get(self, target: PrunableTensor, like: torch.Tensor) -> torch.Tensor | None:
+        mask = target.mask
+        key = (id(mask), mask._version, like.dtype, like.device)
+        cached = self._cache.get(target.name)
+        if cached is None or cached[0] != key:
+            multiplier = None if bool(mask.all()) else mask.to(dtype=like.dtype, device=like.device)
+            cached = (key, multiplier, mask)  # holding the mask keeps its id from being reused
+            self._cache[target.name] = cached
+        return cached[1]
 
 
 def find_prunable(model: nn.Module, exclude: Iterable[str] = (), include_bias: bool = False) -> list[PrunableTensor]:
@@ -148,6 +171,7 @@ class MaskEngine:
         self._selections = 0
         self._hooks: list = []
         self._optimizers: weakref.WeakSet[torch.optim.Optimizer] = weakref.WeakSet()
+        self._multipliers = _Multipliers()
         self.targets: list[PrunableTensor] = []
         self.rebind()
 
@@ -168,7 +192,7 @@ class MaskEngine:
             if mask is None:
                 target.module.register_buffer(mask_name, torch.ones_like(target.param, dtype=torch.bool), persistent=False)
             if target.param.requires_grad:  # frozen tensors get no gradients to mask
-                self._hooks.append(target.param.register_hook(_masking_hook(target)))
+                self._hooks.append(target.param.register_hook(self._masking_hook(target)))
 
     # ----------------------------------------------------------------- counts
     @property
@@ -270,7 +294,16 @@ class MaskEngine:
     @torch.no_grad()
     def apply(self) -> None:
         for target in self.targets:
-            target.param.mul_(target.mask)
+            multiplier = self._multipliers.get(target, target.param)
+            if multiplier is not None:
+                target.param.mul_(multiplier)
+
+    def _masking_hook(self, target: PrunableTensor):
+        def hook(grad: torch.Tensor) -> torch.Tensor:
+            multiplier = self._multipliers.get(target, grad)
+            return grad if multiplier is None else grad * multiplier
+
+        return hook
 
     def verify(self, expected_survivors: int | None = None) -> None:
         """Fail loudly when a masked weight is non-zero or the survivor count is not the recorded one."""
@@ -301,10 +334,3 @@ class MaskEngine:
     def mask_state(self) -> dict[str, torch.Tensor]:
         """A copy of the masks keyed by parameter name, for saving."""
         return {name: mask.detach().cpu().clone() for name, mask in self.masks.items()}
-
-
-def _masking_hook(target: PrunableTensor):
-    def hook(grad: torch.Tensor) -> torch.Tensor:
-        return grad * target.mask
-
-    return hook
