@@ -153,3 +153,17 @@ def test_drive_report_puts_the_papers_numbers_beside_ours_and_draws_them(tmp_pat
     drawn = json.loads((tmp_path / "report" / "report.json").read_text())["figures"]
     assert "paper: snip" in drawn["accuracy"] and "snip" in drawn["accuracy"]
     assert "\\toprule" in (tmp_path / "report" / "report.tex").read_text()
+
+
+def test_report_states_the_wall_clock_of_runs_that_overlapped_and_their_summed_run_time(tmp_path: Path):
+    from drive_runner.report.build import build_report
+
+    for name, start, seconds in (("a", 1000.0, 600.0), ("b", 1000.0, 900.0), ("c", 1600.0, 300.0)):
+        write_run(tmp_path, name, method="snip", target_sparsity=0.9, test_acc=0.9, timings_s={"total": seconds})
+        (tmp_path / name / "metrics.jsonl").write_text(
+            json.dumps({"time": start, "event": "phase_start"}) + "\n"
+            + json.dumps({"time": start + seconds, "event": "evaluation"}) + "\n")
+    report = build_report(collect_runs(tmp_path), None)
+    # a and b ran side by side, c after a: 1000 s -> 1900 s is 15 min; 600 + 900 + 300 s is 30 min.
+    assert "Wall-clock 15.0 min from the first run's first record to the last run's last; 30.0 min of run time" \
+        in report.markdown

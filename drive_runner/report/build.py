@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from drive_runner.report import figures
-from drive_runner.report.events import imp_curves
+from drive_runner.report.events import compute_used, imp_curves
 from drive_runner.report.tables import Pivot, format_cell, pivot, to_latex, to_markdown
 from drive_runner.tables.references import Comparison, Reference, load_reference, quantity_of
 from drive_runner.tracking.rundir import write_json_atomic, write_text_atomic
@@ -60,7 +60,7 @@ def build_report(runs: list[dict], out_dir: Path | None, *, reference: str | Non
     measure = quantity_of(quantity)
     completed = [run for run in runs if run.get("status") == "completed"]
     report = Report("")
-    parts = [_header(ref, len(runs), len(completed))]
+    parts = [_header(ref, len(runs), len(completed), compute_used(runs))]
     latex = []
     for panel in panels(completed):
         table = pivot(panel.runs, measure.summary_key, rows, columns, convert=measure.convert)
@@ -85,8 +85,11 @@ def build_report(runs: list[dict], out_dir: Path | None, *, reference: str | Non
     return report
 
 
-def _header(ref: Reference | None, total: int, completed: int) -> str:
+def _header(ref: Reference | None, total: int, completed: int, compute: dict | None) -> str:
     lines = [f"# Report: {completed} completed of {total} runs\n"]
+    if compute:
+        lines += [f"Wall-clock {compute['wall_clock_s'] / 60:.1f} min from the first run's first record to the last "
+                  f"run's last; {compute['run_time_s'] / 60:.1f} min of run time in all.\n"]
     if ref is None:
         return "\n".join(lines)
     lines += [f"Reference: {ref.paper} {ref.source}.", "", f"The paper's recipe: {ref.recipe}", ""]

@@ -1,5 +1,5 @@
-"""What a report reads from runs' metrics.jsonl beyond their summaries: IMP's level curves and the
-per-epoch series of PruneTrain."""
+"""What a report reads from runs' metrics.jsonl beyond their summaries: IMP's level curves, the
+per-epoch series of PruneTrain, and when the runs started and ended."""
 
 from __future__ import annotations
 
@@ -33,3 +33,13 @@ def imp_curves(runs: list[dict]) -> dict:
             density = round(1.0 - run["achieved_sparsity"], 6)
             curves["ticket"].setdefault(density, []).append(run["test_acc"])
     return curves
+
+
+def compute_used(runs: list[dict]) -> dict | None:
+    """The work behind a set of runs: their summed run time, and the wall-clock from the first record of
+    any run to the last record of any run (what a table took, however many ran at once)."""
+    stamps = [row["time"] for run in runs for row in events(run) if isinstance(row.get("time"), (int, float))]
+    if not stamps:
+        return None
+    run_seconds = sum(float(run.get("timings_s", {}).get("total", 0.0)) for run in runs)
+    return {"wall_clock_s": max(stamps) - min(stamps), "run_time_s": run_seconds}
