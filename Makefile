@@ -24,7 +24,7 @@ run: $(STAMP)
 	$(BIN)/drive-run experiment=quickstart
 
 test: $(TEST_STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto  # one test process per core (pytest-xdist)
 
 test-slow: $(TEST_STAMP)
 	$(BIN)/python -m pytest -m slow
