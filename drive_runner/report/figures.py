@@ -39,15 +39,22 @@ def _ratio(column: str, value) -> float:
 def _grid(plt, count: int, width: float = 5.0, height: float = 3.8):
     columns = min(count, 2)
     rows = (count + columns - 1) // columns
-    fig, axes = plt.subplots(rows, columns, figsize=(width * columns, height * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, columns, figsize=(width * columns, height * rows), squeeze=False,
+                             layout="constrained")
     for extra in axes.flat[count:]:
         extra.set_visible(False)
     return fig, list(axes.flat)[:count]
 
 
+METHOD_COLOURS = ("dense", "drive", "grasp", "imp", "magnitude", "random", "snip", "synflow", "gmp", "prunetrain")
+
+
 def _colour(plt, method: str, colours: dict):
+    """One colour per method in every figure of every report; other labels take the next free ones."""
     cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    return colours.setdefault(method, cycle[len(colours) % len(cycle)])
+    if method in METHOD_COLOURS:
+        return cycle[METHOD_COLOURS.index(method) % len(cycle)]
+    return colours.setdefault(method, cycle[(len(METHOD_COLOURS) + len(colours)) % len(cycle)])
 
 
 def accuracy_figure(panels: list[list[dict]], out_dir: Path, ref, rows: str, columns: str, quantity: str):
@@ -80,6 +87,8 @@ def accuracy_figure(panels: list[list[dict]], out_dir: Path, ref, rows: str, col
                         label=f"paper: {method}")
                 labels.append(f"paper: {method}")
         ax.set_xscale("log")
+        if "error" in quantity:  # errors span decades (1% against a collapsed 30%): log keeps both readable
+            ax.set_yscale("log")
         ax.set_xlabel("compression ratio (N / kept)")
         ax.set_ylabel(measure.label)
         ax.set_title(f"{runs[0].get('model')} on {runs[0].get('dataset')}")
@@ -101,14 +110,20 @@ def layer_density_figure(panels: list[list[dict]], out_dir: Path, rows: str, col
     fig, axes = _grid(plt, len(charts))
     labels, colours = [], {}
     for ax, (first, target, group) in zip(axes, charts):
+        # Tensors by name, in model order: a method that keeps a layer dense (IMP's output layer) has no point there.
+        names = list(dict.fromkeys(layer["name"] for run in group for layer in run["layers"]))
         by_row: dict = {}
         for run in group:
-            by_row.setdefault(run.get(rows), []).append([max(layer["density"], 1e-6) for layer in run["layers"]])
+            for layer in run["layers"]:
+                by_row.setdefault(run.get(rows), {}).setdefault(layer["name"], []).append(max(layer["density"], 1e-6))
         for row, densities in sorted(by_row.items(), key=str):
-            mean = [statistics.fmean(values) for values in zip(*densities)]
-            ax.plot(range(1, len(mean) + 1), mean, marker=".", label=str(row), color=_colour(plt, str(row), colours))
+            xs = [index for index, name in enumerate(names) if name in densities]
+            ax.plot(xs, [statistics.fmean(densities[names[index]]) for index in xs], marker=".", label=str(row),
+                    color=_colour(plt, str(row), colours))
             labels.append(str(row))
         ax.set_yscale("log")
+        ax.set_xticks(range(len(names)), [name.removesuffix(".weight") for name in names],
+                      rotation=45 if len(names) > 6 else 0, fontsize=7)
         ax.set_xlabel("prunable tensor (input to output)")
         ax.set_ylabel("density (kept / weights)")
         ax.set_title(f"{first.get('model')} on {first.get('dataset')}, {columns} {target}")
