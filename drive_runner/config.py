@@ -75,6 +75,9 @@ class Config:
     sparsity: float = 0.9  # fraction of prunable weights removed
     compression: Optional[float] = None  # log10 of N/kept; when set it replaces sparsity
     seed: int = 0
+    # auto: continue an interrupted run in the same directory, report a finished one as done |
+    # never: refuse a directory that holds an earlier run | must: fail unless there is a run to continue
+    resume: str = "auto"
 
 
 SCHEMAS = {
@@ -94,6 +97,10 @@ def register_schemas() -> None:
     table sweeper (hydra/sweeper=table) with Hydra by hand: Hydra's plugin scan does not see packages
     installed in editable mode."""
     from hydra.core.plugins import Plugins
+
+    from drive_runner.tracking.naming import register_resolvers
+
+    register_resolvers()
 
     plugins = Plugins.instance()  # first: its scan re-executes Hydra's plugin modules, the basic sweeper's too
     from hydra_plugins.drive_runner_table_sweeper.table_sweeper import TableSweeper

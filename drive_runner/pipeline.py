@@ -1,7 +1,10 @@
 """The four phases of a run: dense warm-up -> pruning -> sparse training -> evaluation.
 
 `run(cfg, run_dir)` is free of Hydra so it can be driven from Python and tests as well as from the CLI.
-Each phase ends at a checkpoint boundary: masks.pt after pruning, final.pt and summary.json at the end.
+The run's training state (run_state.py) is saved at the end of every epoch, between pruning steps and
+at a stop signal; launched again into the same directory, a run restores it and continues inside the
+phase it was in (each phase's entry is recorded, so nothing is done or logged twice). masks.pt is
+written after pruning, final.pt and summary.json at the end.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import math
 import random
+import signal
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -21,6 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 from drive_runner.checkpoint import checkpoint_payload, exit_checkpoint_payload
 from drive_runner.data import build_dataset
 from drive_runner.errors import DriveRunnerError, MaskError
+from drive_runner.interrupts import Interrupted, StopRequests
 from drive_runner.memory.accounting import MB
 from drive_runner.memory.budget import BatchChoice, choose_batch_size, enforce_on_cuda
 from drive_runner.memory.neuroflux import NeuroFluxTrainer
@@ -31,6 +36,7 @@ from drive_runner.pruning.masks import MaskEngine
 from drive_runner.pruning.methods import PruningContext, build_method
 from drive_runner.pruning.sampling import batch_stream, labelled_sample
 from drive_runner.pruning.targets import target_density
+from drive_runner.run_state import Attempt, DirectoryLock, ModelState, RandomState, RunState, begin_attempt
 from drive_runner.tracking.console import Console
 from drive_runner.tracking.rundir import RunDirectory
 from drive_runner.tracking.tracker import Tracker
@@ -47,6 +53,10 @@ class JobInfo:
     group: str | None = None  # sweep or experiment name, the W&B group
     overrides: list[str] = field(default_factory=list)
     in_sweep: bool = False  # one result line instead of the full table: the sweep prints its own
+
+
+def signal_name(signum: int) -> str:
+    return signal.Signals(signum).name
 
 
 def seed_everything(seed: int) -> None:
@@ -69,30 +79,82 @@ class _Phases:
         self.seconds: dict[str, float] = {}
         self._started = time.perf_counter()
         self._first_phase: float | None = None
+        self._current: tuple[str, float] | None = None
+        self._earlier_total = self._earlier_since_start = 0.0  # what earlier attempts measured up to their state
 
     @contextlib.contextmanager
     def measure(self, name: str):
         start = time.perf_counter()
         self._first_phase = self._first_phase or start
+        self._current = (name, start)
         try:
             yield
         finally:
+            self._current = None
             self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
 
     def total(self) -> float:
-        return time.perf_counter() - self._started
+        return self._earlier_total + time.perf_counter() - self._started
 
     def since_start(self) -> float:
         """Seconds since the first measured phase began (the model was initialised just before)."""
-        return time.perf_counter() - self._first_phase if self._first_phase else 0.0
+        return self._earlier_since_start + (time.perf_counter() - self._first_phase if self._first_phase else 0.0)
+
+    def state_dict(self) -> dict:
+        """The time spent so far, the running phase included: a resumed run's timings count the work
+        that led to its result, not the work an interruption threw away."""
+        seconds = dict(self.seconds)
+        if self._current:
+            name, start = self._current
+            seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - start
+        return {"seconds": seconds, "total": self.total(), "since_start": self.since_start()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.seconds = dict(state["seconds"])
+        self._earlier_total, self._earlier_since_start = state["total"], state["since_start"]
+
+
+class _Progress:
+    """Which phases the run has entered and what it carries between them, as part of its training state."""
+
+    def __init__(self):
+        self.entered: list[str] = []
+        self.mask_done = False  # the mask is found, checked, ablated if asked, reported and saved
+        self.before_pruning: dict | None = None  # the weights as pruning began (what a shuffled mask sits on)
+        self.mask_fixed_at: list[float] = []  # when a method that prunes while training fixed its mask
+
+    def enter(self, phase: str) -> bool:
+        """True the first time a phase is entered; False when a resumed run is already inside or past it."""
+        if phase in self.entered:
+            return False
+        self.entered.append(phase)
+        return True
+
+    def state_dict(self) -> dict:
+        return dict(vars(self))
+
+    def load_state_dict(self, state: dict) -> None:
+        vars(self).update(state)
 
 
 def run(cfg: DictConfig, run_dir: str | Path, job: JobInfo | None = None, console: Console | None = None) -> dict:
-    """Run one job; returns its summary. On failure the summary says `failed` and the error is re-raised."""
+    """Run one job, or continue it from its saved training state; returns its summary. A job that already
+    completed in `run_dir` is not run again. On failure the summary says `failed` and the error is
+    re-raised; on a stop signal it says `interrupted` and Interrupted is raised."""
     validate(cfg)
     job = job or JobInfo()
     console = console or Console()
     directory = RunDirectory(run_dir)
+    with DirectoryLock(directory):
+        attempt = begin_attempt(directory, OmegaConf.to_container(cfg, resolve=True), cfg.resume)
+        if attempt.finished is not None:
+            console.line(f"already done: {directory.path} holds this job's completed run "
+                         f"(test_acc {attempt.finished.get('test_acc', float('nan')):.4f}); nothing to run")
+            return attempt.finished
+        return _attempt(cfg, directory, attempt, job, console)
+
+
+def _attempt(cfg: DictConfig, directory: RunDirectory, attempt: Attempt, job: JobInfo, console: Console) -> dict:
     directory.write_config(OmegaConf.to_yaml(cfg, resolve=True))
     phases = _Phases()
     summary: dict = {
@@ -103,17 +165,37 @@ def run(cfg: DictConfig, run_dir: str | Path, job: JobInfo | None = None, consol
         cfg.logger, directory.path, config=OmegaConf.to_container(cfg, resolve=True),
         name=f"{cfg.method.name}-{cfg.model.name}-{cfg.dataset.name}-d{target_density(cfg):.4g}-seed{cfg.seed}",
         group=cfg.logger.group or job.group, warn=console.warn,
+        run_id=attempt.saved["tracker"]["wandb_id"] if attempt.saved else None,
     )
     tracker = Tracker(directory, console, wandb)
+    if attempt.saved:
+        summary["attempt"] = attempt.number
+        console.line(f"resuming attempt {attempt.number} from the training state saved "
+                     f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(attempt.saved['saved_at']))} "
+                     f"(earlier attempts' records are in {directory.path / 'attempts'})")
+        if wandb.mode == "offline":
+            tracker.replay_to_wandb()
     try:
-        summary.update(_run_phases(cfg, directory, tracker, console, phases))
+        with StopRequests() as stop:
+            summary.update(_run_phases(cfg, directory, tracker, console, phases, attempt.saved, stop))
         summary["timings_s"]["total"] = phases.total()
         summary["status"] = "completed"
         directory.write_summary(summary)
+        (directory.checkpoints / "state.pt").unlink(missing_ok=True)  # final.pt holds the finished model
         _publish(summary, directory, wandb)
         console.result_line(summary) if job.in_sweep else console.summary_table(summary)
         wandb.finish()
         return summary
+    except Interrupted as interrupted:
+        summary["timings_s"] = {**phases.seconds, "total": phases.total()}
+        summary["status"] = "interrupted"
+        summary["signal"] = signal_name(interrupted.signum)
+        directory.write_summary(summary)
+        tracker.event("interrupted", signal=summary["signal"])
+        wandb.finish(interrupted_code=interrupted.exit_code)
+        console.line(f"interrupted by {summary['signal']}: state saved in {directory.checkpoints / 'state.pt'}; "
+                     "the same command continues the run")
+        raise
     except BaseException as error:
         summary["timings_s"] = {**phases.seconds, "total": phases.total()}
         summary["error"] = f"{type(error).__name__}: {error}" if not isinstance(error, DriveRunnerError) else str(error)
@@ -126,7 +208,8 @@ def run(cfg: DictConfig, run_dir: str | Path, job: JobInfo | None = None, consol
         raise
 
 
-def _run_phases(cfg, directory: RunDirectory, tracker: Tracker, console: Console, phases: _Phases) -> dict:
+def _run_phases(cfg, directory: RunDirectory, tracker: Tracker, console: Console, phases: _Phases,
+                saved: dict | None, stop: StopRequests) -> dict:
     seed = int(cfg.seed)
     seed_everything(seed)
     device = resolve_device(cfg.hardware)
@@ -160,41 +243,69 @@ def _run_phases(cfg, directory: RunDirectory, tracker: Tracker, console: Console
         progress=console, on_epoch=tracker.epoch, batch_size=batch.batch_size, lr_scale=batch.lr_scale,
         memory_static_bytes=batch.memory.static + batch.memory.margin if batch.memory else None,
     )
-    mask_fixed_at: list[float] = []
+    progress = _Progress()
+    batches = _BatchStream(data.train, session.batch_size, seed)
     context = PruningContext(
         model=model, engine=engine, target_density=density, seed=seed, device=device,
         input_shape=data.input_shape, num_classes=data.num_classes,
-        examples=_example_sampler(data.train, seed), next_batches=_batch_stream(data.train, session.batch_size, seed),
+        examples=_example_sampler(data.train, seed), next_batches=batches.next,
         session=session, initial_state=session.snapshot(),
         reinitialised=_fresh_initialisations(cfg.model, data.input_shape, data.num_classes, seed),
-        on_step=lambda step, total, achieved: _pruning_step(tracker, console, method.step_name, step, total, achieved),
-        log=tracker.event, mark_mask_fixed=lambda: mask_fixed_at.append(phases.since_start()), warn=console.warn,
+        log=tracker.event, mark_mask_fixed=lambda: progress.mask_fixed_at.append(phases.since_start()),
+        warn=console.warn,
     )
+    state = RunState(directory)
+    for name, part in (("model", ModelState(model, engine)), ("session", session), ("method", method),
+                       ("batches", batches), ("progress", progress), ("timings", phases), ("tracker", tracker),
+                       ("random", RandomState())):
+        state.register(name, part)
+    if saved:
+        state.restore(saved)
+    session.at_boundary = lambda end_of_epoch: _step_boundary(state, stop, end_of_epoch)
+
+    def pruning_step(step: int, total: int, achieved: float) -> None:
+        _pruning_step(tracker, console, method.step_name, step, total, achieved)
+        if not session.in_epoch:  # inside an epoch (GMP) the training step's boundary follows
+            state.save_if_due()
+            stop.check(state.save)
+
+    context.on_step = pruning_step
     total_epochs = int(cfg.trainer.epochs)
 
     # Phase 1: dense warm-up.
     with phases.measure("warmup"):
-        tracker.event("phase_start", phase="warmup", epochs=method.warmup_epochs)
+        if progress.enter("warmup"):
+            tracker.event("phase_start", phase="warmup", epochs=method.warmup_epochs)
         session.callbacks.extend(method.warmup_callbacks(context))
         session.train_until(method.warmup_epochs, "warmup")
 
     # Phase 2: pruning (and an ablation of the mask found, if asked for).
     with phases.measure("prune"):
-        tracker.event("phase_start", phase="prune", target_density=density)
-        before_pruning = session.snapshot()
-        method.find_mask(context)
+        if progress.enter("prune"):
+            tracker.event("phase_start", phase="prune", target_density=density)
+            progress.before_pruning = session.snapshot() if cfg.prune.ablation != "none" else None
+        if not progress.mask_done:
+            method.find_mask(context)
     if not method.prunes_during_training:
-        _check_survivors(engine, method.expected_survivors(engine, density), "after pruning")
-        if cfg.prune.ablation != "none":
-            ablate(cfg.prune.ablation, context, method.weights_under_mask(before_pruning), draw=0, step=session.step)
-            _check_survivors(engine, method.expected_survivors(engine, density), f"after the {cfg.prune.ablation} ablation")
-            tracker.event("ablation", kind=cfg.prune.ablation)
-            console.line(f"ablation: {cfg.prune.ablation} applied to the mask found by {cfg.method.name}")
-        connectivity = _mask_found(engine, data, directory, tracker, console)
+        if not progress.mask_done:
+            _check_survivors(engine, method.expected_survivors(engine, density), "after pruning")
+            if cfg.prune.ablation != "none":
+                ablate(cfg.prune.ablation, context, method.weights_under_mask(progress.before_pruning), draw=0,
+                       step=session.step)
+                _check_survivors(engine, method.expected_survivors(engine, density),
+                                 f"after the {cfg.prune.ablation} ablation")
+                tracker.event("ablation", kind=cfg.prune.ablation)
+                console.line(f"ablation: {cfg.prune.ablation} applied to the mask found by {cfg.method.name}")
+            connectivity = _mask_found(engine, data, directory, tracker, console)
+            progress.mask_done, progress.before_pruning = True, None
+            state.save()
+        else:
+            connectivity = connectivity_report(engine, data.input_shape)
 
     # Phase 3: sparse training, to the end of the epoch budget on the same schedule.
     with phases.measure("train"):
-        tracker.event("phase_start", phase="train", epochs=total_epochs - session.epoch)
+        if progress.enter("train"):
+            tracker.event("phase_start", phase="train", epochs=total_epochs - session.epoch)
         session.callbacks.extend(method.training_callbacks(context))
         history = session.train_until(total_epochs, "train")
     _check_survivors(engine, method.expected_survivors(engine, density), "after training")
@@ -213,8 +324,8 @@ def _run_phases(cfg, directory: RunDirectory, tracker: Tracker, console: Console
     if method.structured:
         # Structured methods remove channels without a sparsity target.
         result["target_sparsity"] = result["target_compression"] = None
-    if mask_fixed_at:  # the mask was fixed during training (GMP)
-        result["timings_s"]["find_mask"] = mask_fixed_at[-1]
+    if progress.mask_fixed_at:  # the mask was fixed during training (GMP)
+        result["timings_s"]["find_mask"] = progress.mask_fixed_at[-1]
     result["memory"] = _memory_report(batch, session, cfg.hardware.memory_budget_mb, device)
     result.update(method.summary_extras())
     return result
@@ -258,6 +369,16 @@ def _run_neuroflux(cfg, model, data, device, directory: RunDirectory, tracker: T
     return result
 
 
+def _step_boundary(state: RunState, stop: StopRequests, end_of_epoch: bool) -> None:
+    """After an optimizer step: the training state is saved at every epoch's end, and at a stop signal
+    the run saves it (if it has not just done so) and stops."""
+    if end_of_epoch:
+        state.save()
+        stop.check(lambda: None)
+    else:
+        stop.check(state.save)
+
+
 def _pruning_step(tracker: Tracker, console: Console, step_name: str, step: int, total: int, density: float) -> None:
     tracker.event("prune_step", step=step, density=density)
     console.prune_step(step_name, step, total, density)
@@ -284,17 +405,28 @@ def _example_sampler(source, seed: int):
     return examples
 
 
-def _batch_stream(source, batch_size: int, seed: int):
-    """Fresh mini-batches from a dedicated stream, independent of the training data order (DRIVE)."""
-    stream = None
+class _BatchStream:
+    """Fresh mini-batches from a dedicated stream, independent of the training data order (DRIVE); its
+    position is part of the training state, so a resumed run draws the batches it would have drawn."""
 
-    def next_batches(count: int):
-        nonlocal stream
-        if stream is None:
-            stream = batch_stream(source, batch_size, torch.Generator().manual_seed(seed + 104_729))
-        return [next(stream) for _ in range(count)]
+    def __init__(self, source, batch_size: int, seed: int):
+        self._source, self._batch_size, self._seed = source, batch_size, seed
+        self._stream = None
+        self.drawn = 0
 
-    return next_batches
+    def next(self, count: int):
+        if self._stream is None:
+            self._stream = batch_stream(self._source, self._batch_size, torch.Generator().manual_seed(self._seed + 104_729))
+            for _ in range(self.drawn):  # replay the draws of earlier attempts
+                next(self._stream)
+        self.drawn += count
+        return [next(self._stream) for _ in range(count)]
+
+    def state_dict(self) -> dict:
+        return {"drawn": self.drawn}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.drawn = int(state["drawn"])
 
 
 def _mask_found(engine: MaskEngine, data, directory: RunDirectory, tracker: Tracker, console: Console) -> dict:

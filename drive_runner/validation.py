@@ -68,6 +68,7 @@ RULES: dict[str, Callable[[str, Any], None]] = {
     "sparsity": _number(0, 1, high_open=True),
     "compression": _number(0, optional=True),
     "seed": _number(0, MAX_SEED, integer=True),
+    "resume": _choice("auto", "never", "must"),
     "trainer.epochs": _number(0, integer=True),
     "trainer.batch_size": _batch_size,
     "trainer.eval_batch_size": _number(1, integer=True),

@@ -6,6 +6,12 @@ work, and before any directory exists, with one line naming the key. Hydra then 
 job's failure is recorded in its run directory and, in a sweep, does not stop the other jobs. Errors
 reach the user as one line on stderr and a non-zero exit; set DRIVE_RUN_DEBUG=1 for the full traceback.
 
+Directories are named after the work (tracking/naming.py), so the same command launched again finds
+it: a finished job is reported done and not run again, an interrupted one continues from its training
+state, and a sweep whose jobs are all done runs nothing. A stop signal (Ctrl-C, SIGTERM, Slurm's
+SIGUSR2) ends a run with one line and exit code 128 + the signal; in a sweep it stops launching jobs
+and the sweep report still lists what finished.
+
 Torch, Hydra's composition and the pipeline are imported inside the functions that use them, so
 `--help` and `--version` answer at once.
 """
@@ -14,24 +20,20 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
 import sys
-import time
 from pathlib import Path
 
 from drive_runner.cli.usage import CONFIG_GROUPS, answered_info_flag, group_options, run_usage
+from drive_runner.tracking.naming import command_name, register_resolvers
 
 EXIT_CONFIG_ERROR = 2
 EXIT_RUN_FAILED = 1
+register_resolvers()  # job processes (joblib, submitit) resolve their directory names through it
+_launcher_pid: int | None = None  # the process that launched the jobs: an interruption there stops them all
 
 # Flags after which Hydra prints information instead of running jobs; no validation is needed.
 _INFO_FLAGS = {"--hydra-help", "--info", "-i", "--cfg", "-c", "--shell-completion", "-sc",
                "--experimental-rerun", "--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd"}
-
-
-def new_run_id() -> str:
-    """Timestamp plus random suffix: two runs started in the same second still get different directories."""
-    return f"{time.strftime('%Y-%m-%d_%H-%M-%S')}_{secrets.token_hex(3)}"
 
 
 def _task(cfg):
@@ -39,6 +41,7 @@ def _task(cfg):
     from hydra.types import RunMode
 
     from drive_runner.cli.compose import one_line
+    from drive_runner.interrupts import Interrupted
     from drive_runner.pipeline import JobInfo, run
 
     hydra_cfg = HydraConfig.get()
@@ -50,6 +53,13 @@ def _task(cfg):
     job = JobInfo(group=group, overrides=list(hydra_cfg.overrides.task), in_sweep=multirun)
     try:
         return run(cfg, hydra_cfg.runtime.output_dir, job)
+    except Interrupted as interrupted:
+        if os.getpid() == _launcher_pid:  # the command itself was interrupted: stop launching jobs
+            raise
+        interrupted.forward()  # a job process of its own: submitit requeues it on SIGUSR2
+        print(f"drive-run: job {hydra_cfg.job.num} interrupted ({interrupted}); its state is saved",
+              file=sys.stderr, flush=True)
+        return None
     except Exception as error:  # noqa: BLE001 - recorded in the job's summary.json, reported by main()
         if multirun:  # the sweep goes on and lists the failure at the end
             print(f"drive-run: job {hydra_cfg.job.num} failed: {one_line(error)}", file=sys.stderr, flush=True)
@@ -170,9 +180,10 @@ def _table_jobs(compose, arguments: list[str]) -> list[list[str]]:
     return table_jobs(_compose_job(compose, table_arguments).table, arguments)
 
 
-def prevalidate(argv: list[str]) -> tuple[list, Path, bool]:
+def prevalidate(argv: list[str]) -> tuple[list, Path, bool, list[Path]]:
     """Compose and validate every job's config and check where the results will go; raise ConfigError
-    (or a Hydra error) on the first problem. Returns (job configs, run or sweep directory, multirun)."""
+    (or a Hydra error) on the first problem. Returns (job configs, run or sweep directory, multirun,
+    every job's directory)."""
     from hydra import compose, initialize_config_module
     from omegaconf import open_dict
 
@@ -186,7 +197,7 @@ def prevalidate(argv: list[str]) -> tuple[list, Path, bool]:
     keys = {a.split("=", 1)[0].lstrip("+~") for a in arguments}
     if {"sparsity", "compression"} <= keys:
         raise ConfigError("compression", "give sparsity= or compression=, not both")
-    configs = []
+    configs, job_dirs = [], []
     with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
         if "table" in keys:  # a published table: the union of its grids, always a sweep
             multirun, jobs = True, _table_jobs(compose, arguments)
@@ -197,21 +208,39 @@ def prevalidate(argv: list[str]) -> tuple[list, Path, bool]:
         for cfg in _composed_jobs(compose, jobs):
             if not configs:  # every job of a sweep shares the sweep directory
                 output_dir = str(cfg.hydra.sweep.dir if multirun else cfg.hydra.run.dir)
+            job_dirs.append(Path(cfg.hydra.sweep.dir, cfg.hydra.sweep.subdir) if multirun else Path(cfg.hydra.run.dir))
             with open_dict(cfg):
                 del cfg["hydra"]
             validate(cfg)
             configs.append(cfg)
-    check_output_directory("hydra.sweep.dir" if multirun else "hydra.run.dir", output_dir, multirun)
-    return configs, Path(output_dir), multirun
+    check_output_directory("hydra.sweep.dir" if multirun else "hydra.run.dir", output_dir)
+    return configs, Path(output_dir), multirun, job_dirs
 
 
-def _announce(configs: list, output_dir: Path, multirun: bool) -> None:
-    """The first line, as soon as the command is known to be good (data and models load after it)."""
+def _completed(job_dir: Path) -> bool:
+    from drive_runner.tracking.rundir import read_summary
+
+    return (read_summary(job_dir) or {}).get("status") == "completed"
+
+
+def _announce(configs: list, output_dir: Path, multirun: bool, job_dirs: list[Path]) -> bool:
+    """The first line, as soon as the command is known to be good (data and models load after it).
+    Returns whether there is anything to run."""
+    done = sum(_completed(job_dir) for job_dir in job_dirs)
     if multirun:
-        print(f"drive-run: sweep of {len(configs)} jobs into {output_dir}", flush=True)
-    else:
-        cfg = configs[0]
-        print(f"drive-run: {cfg.method.name} on {cfg.model.name}/{cfg.dataset.name} into {output_dir}", flush=True)
+        if done == len(configs):
+            print(f"drive-run: all {done} jobs of this sweep are already done in {output_dir}; nothing to run "
+                  f"(drive-report {output_dir} prints the results)", flush=True)
+            return False
+        already = f" ({done} already done, skipped)" if done else ""
+        print(f"drive-run: sweep of {len(configs)} jobs into {output_dir}{already}", flush=True)
+        return True
+    cfg = configs[0]
+    if done:
+        print(f"drive-run: already done: {output_dir} holds this job's completed run; nothing to run", flush=True)
+        return False
+    print(f"drive-run: {cfg.method.name} on {cfg.model.name}/{cfg.dataset.name} into {output_dir}", flush=True)
+    return True
 
 
 # ----------------------------------------------------------------------------- entry point
@@ -219,13 +248,16 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if answered_info_flag(argv, "drive-run", run_usage):
         return 0
+    global _launcher_pid
     debug = os.environ.get("DRIVE_RUN_DEBUG") == "1"
-    os.environ["DRIVE_RUN_ID"] = new_run_id()
+    os.environ["DRIVE_RUN_ID"] = command_name([a for a in argv if not a.startswith("-")])
+    _launcher_pid = os.getpid()
     if not _INFO_FLAGS.intersection(argv):
         from drive_runner.cli.compose import one_line
 
         try:
-            _announce(*prevalidate(argv))
+            if not _announce(*prevalidate(argv)):
+                return 0
         except Exception as error:  # noqa: BLE001 - every composition error becomes one line
             if debug:
                 raise
@@ -238,6 +270,7 @@ def _launch(argv: list[str], debug: bool) -> int:
 
     from drive_runner.cli.compose import CONFIG_MODULE, CONFIG_NAME, one_line
     from drive_runner.errors import ConfigError, DriveRunnerError
+    from drive_runner.interrupts import Interrupted
     from drive_runner.tracking import sweep
 
     os.environ["HYDRA_FULL_ERROR"] = "1"  # let errors reach us instead of Hydra's multi-line report
@@ -254,6 +287,8 @@ def _launch(argv: list[str], debug: bool) -> int:
                 where = f" (traceback in {error_log})" if error_log.exists() else ""
                 return _fail(f"{type(error).__name__}: {one_line(error)}{where}", EXIT_RUN_FAILED)
             raise error
+    except (Interrupted, KeyboardInterrupt) as interrupted:
+        return _interrupted(interrupted, argv)
     except SystemExit as exit_:
         return int(exit_.code or 0) if not isinstance(exit_.code, str) else _fail(exit_.code, EXIT_RUN_FAILED)
     except ConfigError as error:
@@ -269,6 +304,26 @@ def _launch(argv: list[str], debug: bool) -> int:
     if sweep.last_report() and sweep.last_report().failed:
         return EXIT_RUN_FAILED
     return 0
+
+
+def _interrupted(interrupted: BaseException, argv: list[str]) -> int:
+    """One line, the sweep report of what finished, and 128 + the signal as the exit code."""
+    import signal
+
+    from drive_runner.tracking import sweep
+
+    signum = getattr(interrupted, "signum", signal.SIGINT)
+    sweep_dir = sweep.running_sweep_dir()
+    if sweep_dir is not None and sweep_dir.is_dir():  # Hydra never reached its end-of-sweep callback
+        outcome = sweep.collect(sweep_dir)
+        sweep.write_and_print(outcome)
+        done = sum(job.status == "completed" for job in outcome.jobs)
+        where = f"; {done} of {len(outcome.jobs)} jobs started have finished"
+    else:
+        where = ""
+    print(f"drive-run: interrupted by {signal.Signals(signum).name}{where}; the same command continues from the "
+          "saved state", file=sys.stderr, flush=True)
+    return 128 + signum
 
 
 def entry() -> None:

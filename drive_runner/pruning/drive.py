@@ -15,6 +15,15 @@ from drive_runner.train.loop import StepSnapshot
 class DrivePruning(ScoredPruning):
     name = "drive"
     default_schedule = "exponential"
+    _snapshot: StepSnapshot | None = None
+    _saved_snapshot: dict | None = None
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "snapshot": self._snapshot.state_dict() if self._snapshot else None}
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self._saved_snapshot = state["snapshot"]
 
     def check_config(self, cfg) -> None:
         if not any(self.cfg[term] > 0 for term in ("alpha", "beta", "gamma")):
@@ -34,6 +43,8 @@ class DrivePruning(ScoredPruning):
         self._snapshot = None
         if self.cfg.after_prune == "rewind_step" and self.cfg.rewind_step > 0:
             self._snapshot = StepSnapshot(int(self.cfg.rewind_step))
+            if self._saved_snapshot:
+                self._snapshot.load_state_dict(self._saved_snapshot)
             return [self._snapshot]
         return []
 

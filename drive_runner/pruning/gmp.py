@@ -49,10 +49,21 @@ class GradualMagnitudePruning(PruningMethod):
     def expected_survivors(self, engine: MaskEngine, density: float) -> int:
         return engine.expected_survivors(density)
 
+    _callback: "_GradualPruning | None" = None
+    _saved_events = 0
+
     def training_callbacks(self, ctx: PruningContext) -> list:
         start, end = pruning_window(self.schedule, int(ctx.session.cfg.epochs))
         steps = ctx.session.steps_per_epoch
-        return [_GradualPruning(ctx, self.schedule, start * steps, end * steps)]
+        self._callback = _GradualPruning(ctx, self.schedule, start * steps, end * steps)
+        self._callback.events = self._saved_events
+        return [self._callback]
+
+    def state_dict(self) -> dict:
+        return {"events": self._callback.events if self._callback else 0}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._saved_events = int(state["events"])
 
 
 class _GradualPruning(TrainingCallback):

@@ -60,41 +60,84 @@ class IterativeMagnitudePruning(PruningMethod):
         levels = self.level_survivors(engine, density)
         return levels[-1] if levels else engine.total()
 
+    def __init__(self, cfg, schedule_cfg):
+        super().__init__(cfg, schedule_cfg)
+        # Where find_mask is: the level and its stage (train -> prune -> control), whether the stage's
+        # entry (rewinding, or installing the control's mask) is done, and what later stages need.
+        self._position = {"level": 0, "stage": "train", "entered": False}
+        self._rewind_state: dict | None = None
+        self._ticket: dict | None = None  # the ticket's mask while a control trains
+        self._snapshot: StepSnapshot | None = None
+
+    def state_dict(self) -> dict:
+        return {"position": dict(self._position), "rewind_state": self._rewind_state, "ticket": self._ticket,
+                "snapshot": self._snapshot.state_dict() if self._snapshot else None}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._position = dict(state["position"])
+        self._rewind_state, self._ticket = state["rewind_state"], state["ticket"]
+        if state["snapshot"] is not None:
+            self._snapshot = StepSnapshot(int(self.cfg.rewind_step))
+            self._snapshot.load_state_dict(state["snapshot"])
+
+    def _move_to(self, level: int, stage: str, entered: bool = False) -> None:
+        self._position = {"level": level, "stage": stage, "entered": entered}
+
     def find_mask(self, ctx: PruningContext) -> None:
+        """Every level as a sequence of stages, so a resumed run continues inside the stage it was in."""
         session, engine = ctx.session, ctx.engine
         levels = self.level_survivors(engine, ctx.target_density)
         if not levels:
             return
         rewind_step = int(self.cfg.rewind_step)
-        snapshot = StepSnapshot(rewind_step)
-        session.callbacks.append(snapshot)
-        self._train_level(ctx, 0)  # dense, keeping the state at the rewind step
-        session.callbacks.remove(snapshot)
-        rewind_state = ctx.initial_state if rewind_step == 0 else snapshot.state
-        if rewind_state is None:
-            raise ConfigError("method.rewind_step", f"step {rewind_step} is beyond the training run ({session.step} steps)")
-        self._rewind_state = rewind_state
-        for level, survivors in enumerate(levels):
-            if level > 0:
-                session.rewind(rewind_state, rewind_step)
-                self._train_level(ctx, level)
-            engine.prune_to_count({name: p.detach().abs() for name, p in engine.params.items()}, survivors)
-            ctx.on_step(level + 1, len(levels), engine.density())
-            if self.cfg.control != "none":
-                self._train_control(ctx, level + 1, rewind_state, rewind_step)
-        session.rewind(rewind_state, rewind_step)  # the final ticket trains in the sparse-training phase
+        while self._position["level"] < len(levels):
+            level, stage = self._position["level"], self._position["stage"]
+            if stage == "train":
+                self._train_ticket(ctx, level, rewind_step)
+                self._move_to(level, "prune")
+            elif stage == "prune":
+                engine.prune_to_count({name: p.detach().abs() for name, p in engine.params.items()}, levels[level])
+                self._move_to(level, "control") if self.cfg.control != "none" else self._move_to(level + 1, "train")
+                ctx.on_step(level + 1, len(levels), engine.density())
+            else:
+                self._train_control(ctx, level + 1, rewind_step)
+                self._move_to(level + 1, "train")
+        session.rewind(self._rewind_state, rewind_step)  # the final ticket trains in the sparse-training phase
+
+    def _train_ticket(self, ctx: PruningContext, level: int, rewind_step: int) -> None:
+        """Level 0 trains the dense network, keeping the state at the rewind step; every later level
+        rewinds to it and retrains under the current mask."""
+        session = ctx.session
+        if level == 0:
+            self._snapshot = self._snapshot or StepSnapshot(rewind_step)
+            session.callbacks.append(self._snapshot)
+            self._train_level(ctx, 0)
+            session.callbacks.remove(self._snapshot)
+            self._rewind_state = ctx.initial_state if rewind_step == 0 else self._snapshot.state
+            self._snapshot = None
+            if self._rewind_state is None:
+                raise ConfigError("method.rewind_step",
+                                  f"step {rewind_step} is beyond the training run ({session.step} steps)")
+            return
+        if not self._position["entered"]:
+            session.rewind(self._rewind_state, rewind_step)
+            self._move_to(level, "train", entered=True)
+        self._train_level(ctx, level)
 
     def weights_under_mask(self, before_pruning: dict) -> dict:
         return self._rewind_state
 
-    def _train_control(self, ctx: PruningContext, level: int, rewind_state: dict, rewind_step: int) -> None:
+    def _train_control(self, ctx: PruningContext, level: int, rewind_step: int) -> None:
         """This level's mask trained as the control variant; the ticket's mask is put back afterwards."""
-        ticket = ctx.engine.mask_state()
-        ablate(self.cfg.control, ctx, rewind_state, draw=level, step=rewind_step)
+        if not self._position["entered"]:
+            self._ticket = ctx.engine.mask_state()
+            ablate(self.cfg.control, ctx, self._rewind_state, draw=level, step=rewind_step)
+            self._position["entered"] = True
         history = ctx.session.train_until(int(ctx.session.cfg.epochs), f"imp-control-{level}")
         ctx.log("imp_control", level=level, control=self.cfg.control, density=ctx.engine.density(),
                 test_acc=history[-1].get("test_top1") if history else None)
-        ctx.engine.replace_masks(ticket)
+        ctx.engine.replace_masks(self._ticket)
+        self._ticket = None
 
     @staticmethod
     def _train_level(ctx: PruningContext, level: int) -> None:

@@ -334,3 +334,11 @@ class MaskEngine:
     def mask_state(self) -> dict[str, torch.Tensor]:
         """A copy of the masks keyed by parameter name, for saving."""
         return {name: mask.detach().cpu().clone() for name, mask in self.masks.items()}
+
+    def state_dict(self) -> dict:
+        """The masks and the selection counter (tie-breaking of later selections depends on it)."""
+        return {"masks": self.mask_state(), "selections": self._selections}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.load_masks(state["masks"])
+        self._selections = int(state["selections"])

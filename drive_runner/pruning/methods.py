@@ -110,6 +110,13 @@ class PruningMethod:
         """Method-specific results for summary.json, known once training is over."""
         return {}
 
+    def state_dict(self) -> dict:
+        """Where the method is in finding its mask (its part of the run's training state)."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue from a saved position; called before any phase runs again."""
+
     def warmup_callbacks(self, ctx: PruningContext) -> list:
         """Training-loop callbacks for the dense warm-up (e.g. snapshotting a step to rewind to)."""
         return []
@@ -123,6 +130,14 @@ class ScoredPruning(PruningMethod):
     """Score, select, repeat along the density path: random, magnitude and the data-driven scorers."""
 
     schedules = ("oneshot", "exponential", "linear")
+    _steps_done = 0  # pruning steps of the density path already taken
+    _start_density: float | None = None  # the density the path starts from
+
+    def state_dict(self) -> dict:
+        return {"steps_done": self._steps_done, "start_density": self._start_density}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._steps_done, self._start_density = int(state["steps_done"]), state["start_density"]
 
     def target_density(self, requested_density: float) -> float:
         return requested_density
@@ -143,14 +158,19 @@ class ScoredPruning(PruningMethod):
 
     def find_mask(self, ctx: PruningContext) -> None:
         scorer = get_scorer(self.name)
-        path = density_path(self.schedule.name, ctx.target_density, int(self.cfg.iterations), ctx.engine.density())
+        if self._start_density is None:
+            self._start_density = ctx.engine.density()
+        path = density_path(self.schedule.name, ctx.target_density, int(self.cfg.iterations), self._start_density)
         for step, density in enumerate(path, start=1):
+            if step <= self._steps_done:  # taken before the run was interrupted
+                continue
             generator = torch.Generator().manual_seed(ctx.seed * 7919 + step)
             scores = scorer.fn(
                 ctx.model, ctx.engine.names, self.scoring_batches(ctx), generator=generator,
                 input_shape=ctx.input_shape, **self.scorer_options(),
             )
             ctx.engine.prune_to_density(scores, density, scope=self.scope())
+            self._steps_done = step
             ctx.on_step(step, len(path), ctx.engine.density())
 
 

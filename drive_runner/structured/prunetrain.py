@@ -36,9 +36,20 @@ class PruneTrain(PruningMethod):
     def expected_survivors(self, engine: MaskEngine, density: float) -> int:
         return engine.total()  # no masks: pruned channels leave the model instead
 
+    _tracker: "_GroupLassoAndReconfigure | None" = None
+    _saved: dict | None = None
+
     def training_callbacks(self, ctx: PruningContext) -> list:
         self._tracker = _GroupLassoAndReconfigure(ctx, self.cfg)
+        if self._saved:
+            self._tracker.load_state_dict(self._saved)
         return [self._tracker]
+
+    def state_dict(self) -> dict:
+        return self._tracker.state_dict() if self._tracker else {}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._saved = state or None
 
     def summary_extras(self) -> dict:
         return self._tracker.summary()
@@ -61,6 +72,17 @@ class _GroupLassoAndReconfigure(TrainingCallback):
         # How far the penalty alone could have moved a group norm: sum over steps of lr * lambda / (1 - momentum).
         self.penalty_budget = 0.0
         self.median_group_norm = float(_median_filter_norm(self.layers))
+
+    # What the run has measured so far; everything else follows from the model and the config.
+    _STATE = ("strength", "initial_widths", "initial_flops", "flops", "initial_inference_flops", "epoch_flops",
+              "epoch_times", "reconfigurations", "penalty_budget", "median_group_norm")
+
+    def state_dict(self) -> dict:
+        return {name: getattr(self, name) for name in self._STATE}
+
+    def load_state_dict(self, state: dict) -> None:
+        for name in self._STATE:
+            setattr(self, name, state[name])
 
     def extra_loss(self, model, task_loss):
         group_penalty = penalty(self.layers)

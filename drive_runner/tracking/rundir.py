@@ -3,7 +3,9 @@
     config.yaml        the resolved config
     metrics.jsonl      one JSON object per epoch and phase event, appended as they happen
     summary.json       the result (written atomically, `status` is its last key)
-    checkpoints/       final.pt (model + masks + architecture), masks.pt
+    checkpoints/       final.pt (model + masks + architecture), masks.pt, and while the run is going
+                       state.pt (its training state, to continue after an interruption)
+    attempts/<n>/      the records of an earlier, interrupted attempt, kept apart from this run's
     run.log            the console lines with timestamps
 """
 
@@ -76,19 +78,17 @@ def read_summary(run_dir: Path) -> dict | None:
         return None
 
 
-def check_output_directory(key: str, path: str, multirun: bool) -> None:
+def check_output_directory(key: str, path: str) -> None:
     """Refuse, before anything is written, a run (or sweep) directory that cannot take this run: an
-    empty path, one that already holds completed results, or one that cannot be created and written
-    (a file in the way, no permission, a name the file system refuses)."""
+    empty path, or one that cannot be created and written (a file in the way, no permission, a name the
+    file system refuses). One that holds earlier work is fine: finished jobs are reported done and
+    interrupted ones continue."""
     if not str(path).strip():
         raise ConfigError(key, "must name a directory; got an empty path")
     target = Path(path)
     try:
         if target.exists() and not target.is_dir():
             raise ConfigError(key, f"{path} is a file, not a directory")
-        runs = [target] + ([p for p in target.iterdir() if p.is_dir()] if multirun and target.is_dir() else [])
-        if any((read_summary(run) or {}).get("status") == "completed" for run in runs):
-            raise ConfigError(key, f"{path} already holds completed results; choose a new directory")
         _probe_writable(target)
     except OSError as error:
         reason = error.strerror or type(error).__name__
@@ -129,6 +129,19 @@ class RunDirectory:
         record = {"time": round(time.time(), 3), **record}
         with open(self.path / METRICS, "a", encoding="utf-8") as stream:
             stream.write(json.dumps(_jsonable(record)) + "\n")
+
+    def read_metrics(self) -> list[dict]:
+        path = self.path / METRICS
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+    def metrics_bytes(self) -> int:
+        """How much of metrics.jsonl is written (a training state records it, to continue from there)."""
+        path = self.path / METRICS
+        return path.stat().st_size if path.exists() else 0
+
+    def restore_metrics(self, records: bytes) -> None:
+        """Start metrics.jsonl over with `records`: what an interrupted attempt had logged up to its saved state."""
+        _replace_atomically(self.path / METRICS, lambda stream: stream.write(records))
 
     def write_summary(self, summary: dict) -> None:
         """`status` goes last, so a reader that sees it knows every other key was written with it."""

@@ -23,7 +23,7 @@ from drive_runner.tracking.wandb_logger import WandbLogger
 class JobOutcome:
     job_dir: Path
     overrides: list[str]
-    status: str  # completed | failed | did not finish
+    status: str  # completed | failed | interrupted | did not finish
     summary: dict = field(default_factory=dict)
 
 
@@ -38,11 +38,17 @@ class SweepOutcome:
 
 
 _last: SweepOutcome | None = None
+_running: Path | None = None  # the sweep directory of the sweep in progress in this process
 
 
 def reset() -> None:
-    global _last
-    _last = None
+    global _last, _running
+    _last = _running = None
+
+
+def running_sweep_dir() -> Path | None:
+    """Where the sweep in progress writes (for its report when it is interrupted before its end)."""
+    return _running
 
 
 def last_report() -> SweepOutcome | None:
@@ -106,10 +112,13 @@ def write_and_print(outcome: SweepOutcome) -> None:
         write_text_atomic(outcome.sweep_dir / "comparison.csv", to_csv(accuracy))
         console.print(text, markup=False, highlight=False)
     if outcome.failed:
-        console.print(f"{len(outcome.failed)} of {len(outcome.jobs)} jobs failed:", style="bold red")
+        console.print(f"{len(outcome.failed)} of {len(outcome.jobs)} jobs did not complete "
+                      "(the same command resumes them):", style="bold red")
         for job in outcome.failed:
-            reason = job.summary.get("error", "no summary.json (the job did not finish)")
-            console.print(f"  {job.job_dir}  {' '.join(job.overrides)}: {reason}", markup=False, highlight=False)
+            reason = job.summary.get("error") or (f"interrupted by {job.summary.get('signal')}" if job.status == "interrupted"
+                                                  else "no summary.json (the job did not finish)")
+            console.print(f"  {job.job_dir}  {' '.join(job.overrides)}: {job.status}: {reason}", markup=False,
+                          highlight=False)
 
 
 def swept_overrides(jobs: list[JobOutcome]) -> dict[Path, list[str]]:
@@ -129,6 +138,10 @@ def _fmt(value, digits: int) -> str:
 
 class SweepReport(Callback):
     """Hydra callback (configured in conf/config.yaml under hydra.callbacks)."""
+
+    def on_multirun_start(self, config, **kwargs) -> None:
+        global _running
+        _running = Path(config.hydra.sweep.dir)
 
     def on_multirun_end(self, config, **kwargs) -> None:
         global _last

@@ -58,7 +58,9 @@ class WandbLogger:
         name: str,
         group: str | None,
         warn: Callable[[str], None],
+        run_id: str | None = None,
     ):
+        """`run_id`: the W&B id of the run this job continues (a resumed job keeps its W&B run)."""
         self.run = None
         self.mode = resolve_mode(cfg.mode) if cfg.name == "wandb" else "disabled"
         self._warn = warn
@@ -66,7 +68,7 @@ class WandbLogger:
         if self.mode == "disabled":
             return
         arguments = dict(project=cfg.project, entity=cfg.entity, group=group, name=name, tags=list(cfg.tags) or None,
-                         dir=str(run_dir), config=config)
+                         dir=str(run_dir), config=config, id=run_id, resume="allow" if run_id else None)
         try:
             # W&B's own banner lines (login, sync hints) would interleave with the run's; ours say what matters.
             os.environ.setdefault("WANDB_SILENT", "true")
@@ -141,11 +143,18 @@ class WandbLogger:
     def run_path(self) -> str | None:
         return getattr(self.run, "dir", None)
 
-    def finish(self, failed: bool = False) -> None:
+    @property
+    def run_id(self) -> str | None:
+        return getattr(self.run, "id", None)
+
+    def finish(self, failed: bool = False, interrupted_code: int | None = None) -> None:
+        """End the W&B run: completed, failed, or interrupted (marked preempting, so W&B shows it can resume)."""
         if self.run is None:
             return
         try:
-            self.run.finish(exit_code=1 if failed else 0)
+            if interrupted_code is not None:
+                self.run.mark_preempting()
+            self.run.finish(exit_code=interrupted_code if interrupted_code is not None else int(failed))
         except Exception as error:  # noqa: BLE001
             self._warn(f"W&B finish failed ({type(error).__name__}: {error})")
         self.run = None

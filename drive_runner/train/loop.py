@@ -48,6 +48,12 @@ class StepSnapshot(TrainingCallback):
         if session.step == self.step:
             self.state = session.snapshot()
 
+    def state_dict(self) -> dict:
+        return {"state": self.state}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.state = state["state"]
+
 
 class Progress(Protocol):
     def start_phase(self, phase: str, epochs: int, batches_per_epoch: int) -> None: ...
@@ -104,6 +110,7 @@ class TrainingSession:
         callbacks: Iterable[TrainingCallback] = (),
         progress: Progress | None = None,
         on_epoch: Callable[[dict], None] = lambda metrics: None,
+        at_boundary: Callable[[bool], None] = lambda end_of_epoch: None,
         batch_size: int | None = None,
         lr_scale: float = 1.0,
         memory_static_bytes: int | None = None,
@@ -118,6 +125,9 @@ class TrainingSession:
         self.callbacks = list(callbacks)
         self.progress = progress or _Silent()
         self.on_epoch = on_epoch
+        # After every optimizer step (False) and every finished epoch (True): where a run may save its
+        # state and stop.
+        self.at_boundary = at_boundary
         self.batch_size = int(batch_size or trainer_cfg.batch_size)
         self.lr_scale = lr_scale
         self.steps_per_epoch = max(data.train.num_batches(self.batch_size), 1)
@@ -127,8 +137,31 @@ class TrainingSession:
         self.measured_peak_bytes = 0
         self.epoch = 0  # epochs completed
         self.step = 0  # optimizer steps taken
+        self.history: list[dict] = []  # every finished epoch's metrics, in order
+        self._partial: dict | None = None  # the running sums of the epoch in progress
+        self.in_epoch = False  # between an epoch's first and last step
         self.optimizer = self.scheduler = None
         self.reset_optimizer()
+
+    def state_dict(self) -> dict:
+        """Everything but the model itself that training needs to continue exactly where it is."""
+        return {
+            "epoch": self.epoch, "step": self.step, "history": self.history,
+            "partial_epoch": None if self._partial is None else {
+                key: value.cpu() if torch.is_tensor(value) else value for key, value in self._partial.items()},
+            "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+            "measured_peak_bytes": self.measured_peak_bytes,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue a saved session on the same model (already loaded, masks included)."""
+        self.epoch, self.step = int(state["epoch"]), int(state["step"])
+        self.history = list(state["history"])
+        self._partial = state["partial_epoch"]
+        self.measured_peak_bytes = int(state["measured_peak_bytes"])
+        self.reset_optimizer()
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
 
     def reset_optimizer(self) -> None:
         """A fresh optimizer and LR schedule positioned at the current step (used after rewinding or surgery)."""
@@ -159,18 +192,26 @@ class TrainingSession:
             self.engine.apply()
         self.step = step
         self.epoch = step // self.steps_per_epoch
+        self._partial = None
         self.reset_optimizer()
 
     def train_until(self, end_epoch: int, phase: str) -> list[dict]:
         """Train from the current step to the end of epoch `end_epoch` (a partial first epoch after a
-        mid-epoch rewind), evaluating on the test split as configured; returns per-epoch metrics."""
-        history = []
-        if self.epoch >= end_epoch:
-            return history
+        mid-epoch rewind or a resume), evaluating on the test split as configured; returns the metrics of
+        every epoch trained under this phase name, including those before a resume."""
+        if self.epoch < end_epoch:
+            self._train_epochs(end_epoch, phase)
+        return [metrics for metrics in self.history if metrics["phase"] == phase]
+
+    def _train_epochs(self, end_epoch: int, phase: str) -> None:
         self.progress.start_phase(phase, end_epoch - self.epoch, self.steps_per_epoch)
         try:
             while self.epoch < end_epoch:
-                metrics = self._train_one_epoch(phase)
+                self.in_epoch = True
+                try:
+                    metrics = self._train_one_epoch(phase)
+                finally:
+                    self.in_epoch = False
                 if (self.epoch % int(self.cfg.eval_every) == 0) or self.epoch == end_epoch:
                     test = evaluate(
                         self.model, self.data.test, batch_size=int(self.cfg.eval_batch_size),
@@ -180,11 +221,11 @@ class TrainingSession:
                 for callback in self.callbacks:
                     callback.on_epoch_end(self, metrics)
                 self.progress.end_epoch(metrics)
+                self.history.append(metrics)
                 self.on_epoch(metrics)
-                history.append(metrics)
+                self.at_boundary(True)
         finally:
             self.progress.end_phase()
-        return history
 
     def _measuring(self):
         if self._meter is None:
@@ -195,11 +236,14 @@ class TrainingSession:
     def _train_one_epoch(self, phase: str) -> dict:
         self.model.train()
         started = time.perf_counter()
-        # Sums stay on the device so a GPU epoch never waits on the host mid-way.
-        loss_sum = torch.zeros((), device=self.device)
-        correct = torch.zeros((), dtype=torch.long, device=self.device)
-        count = 0
-        lr = self.optimizer.param_groups[0]["lr"]
+        # Sums stay on the device so a GPU epoch never waits on the host mid-way; an epoch resumed
+        # mid-way continues the sums it had when it was saved.
+        partial = self._partial or {
+            "loss_sum": torch.zeros(()), "correct": torch.zeros((), dtype=torch.long), "count": 0,
+            "lr": self.optimizer.param_groups[0]["lr"], "seconds": 0.0,
+        }
+        loss_sum, correct = partial["loss_sum"].to(self.device), partial["correct"].to(self.device)
+        count, lr, seconds_before = partial["count"], partial["lr"], partial["seconds"]
         generator = self.epoch_generator(self.epoch)
         batches = self.data.train.batches(self.batch_size, shuffle=True, generator=generator, augment=True)
         done_in_epoch = self.step - self.epoch * self.steps_per_epoch  # > 0 only after a mid-epoch rewind
@@ -228,6 +272,11 @@ class TrainingSession:
             correct += (logits.argmax(dim=1) == targets).sum()
             count += targets.numel()
             self.progress.advance_batch()
+            self._partial = {"loss_sum": loss_sum, "correct": correct, "count": count, "lr": lr,
+                             "seconds": seconds_before + time.perf_counter() - started}
+            if self.step < (self.epoch + 1) * self.steps_per_epoch:  # the last step's boundary is the epoch's end
+                self.at_boundary(False)
+        self._partial = None
         self.epoch += 1
         train_loss = float(loss_sum) / max(count, 1)
         if not math.isfinite(train_loss):
@@ -241,5 +290,5 @@ class TrainingSession:
             "lr": lr,
             "train_loss": train_loss,
             "train_acc": int(correct) / max(count, 1),
-            "epoch_time_s": time.perf_counter() - started,
+            "epoch_time_s": seconds_before + time.perf_counter() - started,
         }

@@ -1,0 +1,86 @@
+"""Names that find their work: a job's directory derives from what the job computes.
+
+The identity of a job is its resolved config without the keys that change how a run is watched or
+where its inputs live but not what it computes (the logger, thread and worker counts, the data
+folder, the resume policy). Its hash, behind a readable prefix, names the job's directory, so the
+same command (or the same sweep) launched again finds the same directories: finished jobs are
+reported done, interrupted ones continue, only missing ones start.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+
+from omegaconf import DictConfig, OmegaConf
+
+COSMETIC_KEYS = ("logger", "hardware.num_workers", "hardware.threads", "dataset.root", "dataset.download", "resume")
+HASH_LENGTH = 10
+
+
+def identity(container: dict) -> dict:
+    """The config as plain data without the cosmetic keys (and without Hydra's own node)."""
+    kept = json.loads(json.dumps(container, default=str))
+    kept.pop("hydra", None)
+    for key in COSMETIC_KEYS:
+        *parents, last = key.split(".")
+        node = kept
+        for parent in parents:
+            node = node.get(parent) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(last, None)
+    return kept
+
+
+def config_hash(container: dict) -> str:
+    text = json.dumps(identity(container), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:HASH_LENGTH]
+
+
+def differing_keys(first: dict, second: dict, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two identities."""
+    keys = []
+    for key in sorted(set(first) | set(second)):
+        a, b = first.get(key), second.get(key)
+        name = f"{prefix}{key}"
+        if isinstance(a, dict) and isinstance(b, dict):
+            keys.extend(differing_keys(a, b, f"{name}."))
+        elif a != b:
+            keys.append(name)
+    return keys
+
+
+def job_name(container: dict) -> str:
+    """`<method>-<model>-<dataset>-s<sparsity>-seed<seed>-<hash>`: readable, and unique per identity."""
+    density_key = f"c{container['compression']:g}" if container.get("compression") is not None \
+        else f"s{container['sparsity']:g}"
+    parts = [container["method"]["name"], container["model"]["name"], container["dataset"]["name"], density_key,
+             f"seed{container['seed']}", config_hash(container)]
+    return re.sub(r"[^A-Za-z0-9_.=-]", "_", "-".join(str(p) for p in parts))
+
+
+def job_name_resolver(*, _root_: DictConfig) -> str:
+    """`${job_name:}` in a config: the job's name from the config it sits in (Hydra's node left out)."""
+    return job_name(_without_hydra(_root_))
+
+
+def _without_hydra(root: DictConfig) -> dict:
+    keys = [key for key in root.keys() if key != "hydra"]
+    return {key: OmegaConf.to_container(root[key], resolve=True) if OmegaConf.is_config(root[key]) else root[key]
+            for key in keys}
+
+
+def command_name(arguments: list[str]) -> str:
+    """A sweep's directory name from its command line (the sorted overrides, cosmetic keys left out):
+    the keys it sets, then a hash of the whole."""
+    kept = sorted(a for a in arguments if not a.split("=", 1)[0].lstrip("+~").startswith((*COSMETIC_KEYS, "hydra")))
+    digest = hashlib.sha256("\n".join(kept).encode()).hexdigest()[:HASH_LENGTH]
+    keys = "_".join(dict.fromkeys(a.split("=", 1)[0].lstrip("+~").replace("/", ".") for a in kept))
+    keys = re.sub(r"[^A-Za-z0-9_.-]", "_", keys)[:60]
+    return f"{keys}-{digest}" if keys else digest
+
+
+def register_resolvers() -> None:
+    if not OmegaConf.has_resolver("job_name"):
+        OmegaConf.register_new_resolver("job_name", job_name_resolver)
