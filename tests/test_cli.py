@@ -82,7 +82,9 @@ def test_joblib_sweep_gives_the_same_results_as_the_basic_launcher(tmp_path: Pat
     basic = run_cli(*common, "hydra.sweep.dir=basic", cwd=tmp_path)
     joblib = run_cli(*common, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "hydra.sweep.dir=joblib", cwd=tmp_path)
     assert basic.returncode == 0 and joblib.returncode == 0, basic.stderr + joblib.stderr
-    for job in ("0", "1"):
+    jobs = sorted(p.parent.name for p in (tmp_path / "basic").glob("*/summary.json"))
+    assert len(jobs) == 2 and jobs == sorted(p.parent.name for p in (tmp_path / "joblib").glob("*/summary.json"))
+    for job in jobs:  # the same job gets the same directory name under either launcher
         a = read_json(tmp_path / "basic" / job / "summary.json")
         b = read_json(tmp_path / "joblib" / job / "summary.json")
         assert a["status"] == b["status"] == "completed"
@@ -99,10 +101,10 @@ def test_a_failing_job_does_not_lose_the_others(tmp_path: Path):
         "dataset.download=false", "logger=none", "hydra.sweep.dir=S", cwd=tmp_path,
     )
     assert result.returncode != 0
-    assert read_json(tmp_path / "S" / "0" / "summary.json")["status"] == "completed"
-    failed = read_json(tmp_path / "S" / "1" / "summary.json")
+    assert read_json(next((tmp_path / "S").glob("*-digits-*")) / "summary.json")["status"] == "completed"
+    failed = read_json(next((tmp_path / "S").glob("*-cifar10-*")) / "summary.json")
     assert failed["status"] == "failed" and "cifar10" in failed["error"]
-    assert "1 of 2 jobs failed" in result.stdout
+    assert "1 of 2 jobs did not complete" in result.stdout
     assert "dataset=digits" in result.stdout and "Traceback" not in result.stderr
 
 
@@ -119,12 +121,18 @@ def test_quickstart_announces_itself_first_and_ends_with_the_summary_table(tmp_p
     assert "test accuracy (top-1)" in result.stdout  # the final summary table
 
 
-def test_runs_started_together_get_different_directories(tmp_path: Path):
+def test_the_same_command_twice_at_once_runs_its_job_once(tmp_path: Path):
     args = [str(DRIVE_RUN), "dataset=digits", "model=lenet300", "method=random", "trainer.epochs=0", "logger=none"]
-    first = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    second = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    assert first.wait(timeout=120) == 0 and second.wait(timeout=120) == 0
-    assert len(list(tmp_path.glob("outputs/runs/*/summary.json"))) == 2
+    first = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    second = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    outputs = [process.communicate(timeout=120) for process in (first, second)]
+    codes = sorted(process.returncode for process in (first, second))
+    assert len(list(tmp_path.glob("outputs/runs/*"))) == 1  # one job, one directory
+    assert len(list(tmp_path.glob("outputs/runs/*/attempts"))) == 0
+    # The other one found the job running (refused, exit 2) or already done (exit 0).
+    assert codes[0] == 0 and codes[1] in (0, 2)
+    if codes[1] == 2:
+        assert any("is in use by a run that is still going" in err for _, err in outputs)
 
 
 def test_help_is_drive_runs_own_and_lists_the_groups(tmp_path: Path):

@@ -118,7 +118,7 @@ def test_model_that_does_not_fit_the_images_is_caught_before_work():
                            "bn_mode, combine, convergence_term, gamma, iterations, name, normalization, rewind_step, "
                            "warmup_epochs"),
         (["metod=drive"], "metod: unknown key; top-level keys are compression, dataset, experiment, hardware, logger, "
-                          "method, model, prune, recipe, schedule, seed, sparsity, table, trainer"),
+                          "method, model, prune, recipe, resume, schedule, seed, sparsity, table, trainer"),
     ],
 )
 def test_composition_errors_become_one_line(argv, expected):
@@ -145,12 +145,15 @@ def test_compression_sets_the_density():
     assert target_density(make_cfg("sparsity=0.75")) == pytest.approx(0.25)
 
 
-def test_completed_run_directory_is_not_overwritten(tmp_path: Path):
+def test_completed_run_directory_is_reported_done_not_run_again(tmp_path: Path, capsys):
+    from drive_runner.cli.run import _announce
+
     (tmp_path / "summary.json").write_text('{"status": "completed"}')
-    with pytest.raises(ConfigError, match="hydra.run.dir"):
-        prevalidate(["dataset=digits", "model=lenet300", f"hydra.run.dir={tmp_path}"])
+    checked = prevalidate(["dataset=digits", "model=lenet300", f"hydra.run.dir={tmp_path}"])
+    assert checked[3] == [tmp_path]
+    assert _announce(*checked) is False and "already done" in capsys.readouterr().out
     (tmp_path / "summary.json").write_text('{"status": "failed"}')
-    prevalidate(["dataset=digits", "model=lenet300", f"hydra.run.dir={tmp_path}"])
+    assert _announce(*prevalidate(["dataset=digits", "model=lenet300", f"hydra.run.dir={tmp_path}"])) is True
 
 
 def test_resolved_config_round_trips_to_yaml():

@@ -131,7 +131,7 @@ def test_imp_rewinds_the_complete_state_including_batchnorm(tmp_path):
     expected_lr = cfg.trainer.lr  # no milestone passed yet
     assert session.optimizer.param_groups[0]["lr"] == pytest.approx(expected_lr)
     assert not session.optimizer.state  # a fresh optimizer
-    history = session.train_until(1, "train")  # finishes the partial epoch only
+    history = session.train_until(1, "retrain")  # finishes the partial epoch only
     assert session.step == session.steps_per_epoch and len(history) == 1
 
 

@@ -75,7 +75,7 @@ def test_sanity_table_shortens_only_imp_levels_and_only_in_the_quick_recipe():
 def test_every_job_of_a_table_is_validated_before_launch(name, count, monkeypatch, tmp_path):
     monkeypatch.setenv("DRIVE_RUN_ID", "x")
     monkeypatch.chdir(tmp_path)
-    configs, directory, multirun = prevalidate([f"table={name}"])
+    configs, directory, multirun, job_dirs = prevalidate([f"table={name}"])
     assert len(configs) == count and multirun
     assert directory == Path("outputs/tables") / name / "x"
     assert all(cfg.table.name == name for cfg in configs)
