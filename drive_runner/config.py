@@ -94,8 +94,8 @@ SCHEMAS = {
 def register_schemas() -> None:
     """Store every schema under schema/<group>/<name> (not in the user-facing groups, so
     `method=` lists only real methods) and the top-level schema as `base_config`; and register the
-    table sweeper (hydra/sweeper=table) with Hydra by hand: Hydra's plugin scan does not see packages
-    installed in editable mode."""
+    table sweeper (hydra/sweeper=table) and the process launcher (hydra/launcher=processes) with Hydra by
+    hand: Hydra's plugin scan does not see packages installed in editable mode."""
     from hydra.core.plugins import Plugins
 
     from drive_runner.tracking.naming import register_resolvers
@@ -103,9 +103,13 @@ def register_schemas() -> None:
     register_resolvers()
 
     plugins = Plugins.instance()  # first: its scan re-executes Hydra's plugin modules, the basic sweeper's too
+    from hydra_plugins.drive_runner_launcher.process_launcher import ProcessLauncher
+    from hydra_plugins.drive_runner_launcher.process_launcher import register as register_process_launcher
     from hydra_plugins.drive_runner_table_sweeper.table_sweeper import TableSweeper
 
     plugins.register(TableSweeper)
+    plugins.register(ProcessLauncher)
+    register_process_launcher()
     store = ConfigStore.instance()
     store.store(name="base_config", node=Config)
     for group, schemas in SCHEMAS.items():

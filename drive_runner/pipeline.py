@@ -451,9 +451,8 @@ def _report_connectivity(connectivity: dict, engine: MaskEngine, tracker: Tracke
     tracker.event(
         "pruned", survivors=engine.survivors(), sparsity=engine.sparsity(),
         min_layer_survivors=connectivity["min_layer_survivors"], disconnected=connectivity["disconnected"],
-        collapsed_layers=connectivity["collapsed_layers"],
+        collapsed_layers=connectivity["collapsed_layers"], layers=engine.layer_stats(),
     )
-    tracker.wandb.log_table("layer_sparsity", engine.layer_stats())
     console.line(f"pruned: {engine.survivors():,} of {engine.total():,} weights survive (sparsity {engine.sparsity():.6f})")
     if connectivity["collapsed_layers"]:
         console.warn(f"LAYER COLLAPSE: no surviving weight in {', '.join(connectivity['collapsed_layers'])}")

@@ -34,3 +34,8 @@ def test_neuroflux_benchmark_prints_both_runs(overrides):
     out = bench("bench_neuroflux.py", *overrides)
     for label in ("backprop", "neuroflux", "speed-up", "parameters", "within the budget"):
         assert label in out
+
+
+def test_checkpoint_benchmark_prints_both_epoch_times_and_the_overhead():
+    out = bench("bench_checkpoint.py", "model=lenet300", "trainer.epochs=1")
+    assert out.count("s/epoch with the checkpoint") == 3 and "overhead" in out and "state.pt" in out

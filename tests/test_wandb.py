@@ -71,3 +71,34 @@ def test_auto_mode_is_offline_without_an_api_key(monkeypatch, tmp_path):
     monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
     assert wandb_logger.resolve_mode("auto") == "online"
     assert wandb_logger.resolve_mode("disabled") == "disabled"
+
+
+def test_a_resumed_run_leaves_one_offline_run_with_the_whole_history_under_the_same_id(tmp_path: Path, monkeypatch):
+    import drive_runner.pipeline as pipeline
+
+    cfg = make_cfg("dataset=digits", "model=lenet300", "method=magnitude", "trainer.epochs=2", "logger=wandb",
+                   "logger.mode=offline")
+    real_evaluate = pipeline.evaluate
+
+    class Crash(BaseException):
+        pass
+
+    def crash(*args, **kwargs):
+        raise Crash()
+
+    monkeypatch.setattr(pipeline, "evaluate", crash)
+    with pytest.raises(Crash):
+        run(cfg, tmp_path / "run")
+    crashed = sorted((tmp_path / "run" / "wandb").glob("offline-run-*"))
+    assert len(crashed) == 1
+    monkeypatch.setattr(pipeline, "evaluate", real_evaluate)
+    summary = run(cfg, tmp_path / "run")
+
+    assert summary["status"] == "completed" and summary["attempt"] == 2
+    assert len(list((tmp_path / "run" / "attempts" / "1" / "wandb").glob("offline-run-*"))) == 1  # kept apart
+    logged = offline_run(tmp_path / "run")  # exactly one offline run left to sync
+    assert logged["run"].run_id == crashed[0].name.rsplit("-", 1)[-1]  # the same W&B run, continued
+    epochs = [row["epoch"] for row in logged["history"] if "train/loss" in row]
+    assert epochs == [1, 2]  # the earlier attempt's epochs replayed, none twice
+    assert sum("layer_sparsity" in row for row in logged["history"]) == 1
+    assert logged["summary"]["status"] == "completed"

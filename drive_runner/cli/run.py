@@ -296,6 +296,7 @@ def _launch(argv: list[str], debug: bool) -> int:
     except DriveRunnerError as error:
         return _fail(str(error), EXIT_RUN_FAILED)
     except Exception as error:  # noqa: BLE001 - a bug outside any run: one line (the traceback with DRIVE_RUN_DEBUG=1)
+        _report_unfinished_sweep()
         if debug:
             raise
         return _fail(f"{type(error).__name__}: {one_line(error)}", EXIT_RUN_FAILED)
@@ -306,17 +307,26 @@ def _launch(argv: list[str], debug: bool) -> int:
     return 0
 
 
+def _report_unfinished_sweep():
+    """The sweep report of a sweep that ended before Hydra's end-of-sweep callback (an interruption, a
+    launcher that broke): rebuilt from the run directories. Returns the outcome, or None outside a sweep."""
+    from drive_runner.tracking import sweep
+
+    sweep_dir = sweep.running_sweep_dir()
+    if sweep_dir is None or not sweep_dir.is_dir() or sweep.last_report() is not None:
+        return None
+    outcome = sweep.collect(sweep_dir)
+    sweep.write_and_print(outcome)
+    return outcome
+
+
 def _interrupted(interrupted: BaseException, argv: list[str]) -> int:
     """One line, the sweep report of what finished, and 128 + the signal as the exit code."""
     import signal
 
-    from drive_runner.tracking import sweep
-
     signum = getattr(interrupted, "signum", signal.SIGINT)
-    sweep_dir = sweep.running_sweep_dir()
-    if sweep_dir is not None and sweep_dir.is_dir():  # Hydra never reached its end-of-sweep callback
-        outcome = sweep.collect(sweep_dir)
-        sweep.write_and_print(outcome)
+    outcome = _report_unfinished_sweep()
+    if outcome is not None:
         done = sum(job.status == "completed" for job in outcome.jobs)
         where = f"; {done} of {len(outcome.jobs)} jobs started have finished"
     else:

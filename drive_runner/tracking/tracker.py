@@ -30,6 +30,8 @@ class Tracker:
         numeric = {f"{event}/{k}": v for k, v in fields.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
         if numeric:
             self.wandb.log(numeric)
+        if event == "pruned" and fields.get("layers"):  # the per-layer densities as a W&B table
+            self.wandb.log_table("layer_sparsity", fields["layers"])
 
     def replay_to_wandb(self) -> None:
         """A resumed job's new offline W&B run gets the records kept from earlier attempts first, so the

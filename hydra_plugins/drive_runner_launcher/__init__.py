@@ -1,0 +1,1 @@
+"""drive-runner's Hydra launcher `hydra/launcher=processes`: every job in a process of its own."""
