@@ -57,7 +57,9 @@ COMMON_KEYS = """\
   prune.scope=global|layerwise    prune.exclude=[NAME,...]
   hardware.device=auto|cpu|cuda   hardware.precision=fp32|bf16   hardware.memory_budget_mb=MB
   logger.mode=auto|offline|online|disabled
-  hydra.run.dir=DIR               (hydra.sweep.dir=DIR with -m)"""
+  resume=auto|never|must          auto: the same command continues an interrupted run, skips a finished one
+  hydra.run.dir=DIR               (hydra.sweep.dir=DIR with -m)
+  hydra/launcher=joblib|processes|slurm|submitit_local   where a sweep's jobs run"""
 
 
 def run_usage() -> str:
