@@ -168,8 +168,8 @@ def _attempt(cfg: DictConfig, directory: RunDirectory, attempt: Attempt, job: Jo
         run_id=attempt.saved["tracker"]["wandb_id"] if attempt.saved else None,
     )
     tracker = Tracker(directory, console, wandb)
+    summary["attempt"] = attempt.number
     if attempt.saved:
-        summary["attempt"] = attempt.number
         console.line(f"resuming attempt {attempt.number} from the training state saved "
                      f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(attempt.saved['saved_at']))} "
                      f"(earlier attempts' records are in {directory.path / 'attempts'})")

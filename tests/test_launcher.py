@@ -8,14 +8,19 @@ import subprocess
 import time
 from pathlib import Path
 
+import yaml
+
 from tests.conftest import DRIVE_RUN, read_json, run_cli
 from tests.test_resume import BASE, logged, records
 
 
-def job_processes(parent: int) -> list[int]:
-    """The launcher's job processes (started from its threads, so listed under each thread's children)."""
+def job_process(parent: int, job_dir: Path) -> int:
+    """The process running the job in `job_dir`: a child of one of the launcher's threads whose command
+    line names the job's number."""
+    number = yaml.safe_load((job_dir / ".hydra" / "hydra.yaml").read_text())["hydra"]["job"]["num"]
     pids = [int(pid) for task in Path(f"/proc/{parent}/task").iterdir() for pid in (task / "children").read_text().split()]
-    return [pid for pid in pids if b"drive_runner_launcher.job" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+    (pid,) = [pid for pid in pids if f"/{number}.in.pkl".encode() in Path(f"/proc/{pid}/cmdline").read_bytes()]
+    return pid
 
 
 def test_a_killed_job_loses_only_itself_and_the_relaunch_continues_just_that_job(tmp_path: Path):
@@ -25,11 +30,10 @@ def test_a_killed_job_loses_only_itself_and_the_relaunch_continues_just_that_job
     process = subprocess.Popen([str(DRIVE_RUN), *args], cwd=tmp_path, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True, env={**os.environ, "WANDB_MODE": "offline"})
     deadline = time.monotonic() + 240
-    while not any(logged("train", 3)(records(job_dir)) for job_dir in sweep_dir.glob("*seed*")):
+    while not (running := [d for d in sweep_dir.glob("*seed*") if logged("train", 3)(records(d))]):
         assert process.poll() is None and time.monotonic() < deadline
         time.sleep(0.02)
-    victim = job_processes(process.pid)[0]
-    os.kill(victim, signal.SIGKILL)
+    os.kill(job_process(process.pid, running[0]), signal.SIGKILL)  # it has saved its state at least once
     out, err = process.communicate(timeout=300)
     assert process.returncode == 1  # not every job completed
     assert "was killed by SIGKILL; the other jobs go on" in err
