@@ -220,7 +220,7 @@ def _run_phases(cfg, directory: RunDirectory, tracker: Tracker, console: Console
     torch.manual_seed(seed)  # the initialisation depends on the seed alone, not on what the data loader drew
     model = build_model(cfg.model, input_shape=data.input_shape, num_classes=data.num_classes).to(device)
     if cfg.trainer.name == "neuroflux":
-        return _run_neuroflux(cfg, model, data, device, directory, tracker, console, phases)
+        return _run_neuroflux(cfg, model, data, device, directory, tracker, console, phases, saved, stop)
     method = build_method(cfg.method, cfg.schedule)
     engine = MaskEngine(
         model, exclude=[*cfg.prune.exclude, *method.excluded_tensors(model, cfg.model.name)],
@@ -342,13 +342,21 @@ def _memory_report(batch: BatchChoice, session: TrainingSession, budget_mb: floa
 
 
 def _run_neuroflux(cfg, model, data, device, directory: RunDirectory, tracker: Tracker, console: Console,
-                   phases: _Phases) -> dict:
+                   phases: _Phases, saved: dict | None, stop: StopRequests) -> dict:
     """NeuroFlux replaces warm-up, pruning and training: blocks trained locally under the memory budget;
-    the deployed model is the chosen early exit."""
+    the deployed model is the chosen early exit. Its training state is saved after every block, and a
+    resumed run continues with the first block that had not finished."""
     console.line(f"neuroflux: {cfg.model.name} on {cfg.dataset.name}, device {device}")
     enforce_on_cuda(cfg.hardware.memory_budget_mb, device)
     trainer = NeuroFluxTrainer(model, data, cfg.trainer, cfg.hardware, device=device, seed=int(cfg.seed),
                                run_dir=directory.path, log=tracker.event, line=console.line, warn=console.warn)
+    state = RunState(directory)
+    for name, part in (("neuroflux", trainer), ("timings", phases), ("tracker", tracker), ("random", RandomState())):
+        state.register(name, part)
+    if saved:
+        state.restore(saved)
+    trainer.at_block_end = state.save
+    trainer.at_step = lambda: stop.check(lambda: None)  # mid-block, the state of the last finished block stands
     with phases.measure("train"):
         outcome = trainer.fit()
     exit_model = outcome.exit_model

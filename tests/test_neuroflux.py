@@ -130,3 +130,34 @@ def test_neuroflux_needs_a_dense_model_it_can_split(overrides, key):
     with pytest.raises(ConfigError) as error:
         validate(neuroflux_cfg(*overrides))
     assert error.value.key == key
+
+
+def test_a_run_that_dies_in_its_second_block_resumes_from_the_first(tmp_path: Path, monkeypatch, neuroflux_run):
+    from drive_runner.memory.neuroflux import NeuroFluxTrainer
+
+    reference, _ = neuroflux_run
+    real_train_block = NeuroFluxTrainer._train_block
+    trained = []
+
+    class Crash(BaseException):
+        """Stands for the process dying."""
+
+    def dies_in_block_1(self, number, *args):
+        trained.append(number)
+        if number == 1:
+            raise Crash()
+        return real_train_block(self, number, *args)
+
+    cfg = neuroflux_cfg("trainer.cache_precision=fp32")
+    monkeypatch.setattr(NeuroFluxTrainer, "_train_block", dies_in_block_1)
+    with pytest.raises(Crash):
+        run(cfg, tmp_path)
+    assert torch.load(tmp_path / "checkpoints" / "state.pt", weights_only=True)["neuroflux"]["blocks_done"] == 1
+    trained.clear()
+    monkeypatch.setattr(NeuroFluxTrainer, "_train_block", lambda self, number, *args: (
+        trained.append(number), real_train_block(self, number, *args))[1])
+    resumed = run(cfg, tmp_path)
+    assert trained[0] == 1  # block 0 was not trained again
+    assert resumed["attempt"] == 2 and resumed["test_acc"] == reference["test_acc"]
+    assert resumed["neuroflux"]["exits"] == reference["neuroflux"]["exits"]
+    assert resumed["neuroflux"]["chosen_exit"] == reference["neuroflux"]["chosen_exit"]

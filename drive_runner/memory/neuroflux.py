@@ -82,6 +82,17 @@ class NeuroFluxTrainer:
         self.margin = int(hardware.memory_margin_mb * MB)
         self.run_dir, self.log, self.line, self.warn = run_dir, log, line, warn
         self.num_classes = data.num_classes
+        # Resuming: a trained block is the unit of progress. After each one the run saves its state; at
+        # every step it may stop (and continue later from the last finished block).
+        self.at_block_end: Callable[[], None] = lambda: None
+        self.at_step: Callable[[], None] = lambda: None
+        self._progress = {"blocks_done": 0, "units": {}, "block_reports": [], "exits": [], "cache_reports": []}
+
+    def state_dict(self) -> dict:
+        return self._progress
+
+    def load_state_dict(self, state: dict) -> None:
+        self._progress = state
 
     # ------------------------------------------------------------------ the whole procedure
     def fit(self) -> NeuroFluxResult:
@@ -96,20 +107,32 @@ class NeuroFluxTrainer:
         source = _Source(lambda i, aug, g: self.data.train.take(i, augment=aug, generator=g), self.data.train.labels)
         test_source = _Source(lambda i, aug, g: self.data.test.take(i, augment=False, generator=g), self.data.test.labels)
         epochs = int(self.cfg.epochs_per_block or max(10, math.ceil(int(self.cfg.epochs) / len(blocks))))
-        block_reports, exits, cache_reports = [], [], []
+        progress = self._progress
+        block_reports, exits, cache_reports = progress["block_reports"], progress["exits"], progress["cache_reports"]
         for number, block in enumerate(blocks):
-            report = self._train_block(number, block, source, train_idx, epochs)
-            exits += self._evaluate_exits(block, source, test_source, val_idx)
-            if number < len(blocks) - 1:
+            finished_before = number < progress["blocks_done"]  # trained by an earlier attempt of this run
+            if finished_before:
+                self._restore_block(block)
+            else:
+                report = self._train_block(number, block, source, train_idx, epochs)
+                exits += self._evaluate_exits(block, source, test_source, val_idx)
+            if number < len(blocks) - 1:  # a restored block's outputs are cached again: the cache is not saved
                 cache_started = time.perf_counter()
                 source, test_source, cache_report = self._cache(number, block, source, test_source)
-                report["cache_s"] = time.perf_counter() - cache_started
-                cache_reports.append(cache_report)
+                if not finished_before:
+                    report["cache_s"] = time.perf_counter() - cache_started
+                    cache_reports.append(cache_report)
             for unit in block.units:  # off the device: the next block's budget is its own
                 unit.module.to("cpu")
                 unit.head.to("cpu")
+            if finished_before:
+                continue
             block_reports.append(report)
             self.log("neuroflux_block", **{k: v for k, v in report.items() if not isinstance(v, list)})
+            progress["blocks_done"] = number + 1
+            progress["units"].update({unit.index: {"module": _cpu_state(unit.module), "head": _cpu_state(unit.head)}
+                                      for unit in block.units})
+            self.at_block_end()
 
         params_so_far = 0
         for unit, exit_row in zip(units, exits):  # an exit's model: units 1..l and head l
@@ -133,6 +156,21 @@ class NeuroFluxTrainer:
         }
         spec = {"units": chosen + 1, "head": units[chosen].spec}
         return NeuroFluxResult(exit_model, spec, report)
+
+    def _restore_block(self, block: Block) -> None:
+        """A block an earlier attempt trained: its heads rebuilt, its saved weights loaded, frozen."""
+        for unit in block.units:
+            if not unit.is_last:
+                unit.spec = head_spec(unit.output_shape, unit.head_width, self.num_classes)
+                unit.head = build_head(unit.spec)
+            else:
+                unit.head = self._model_head
+            saved = self._progress["units"][unit.index]
+            unit.module.load_state_dict(saved["module"])
+            unit.head.load_state_dict(saved["head"])
+            for module in (unit.module, unit.head):
+                module.to(self.device).eval()
+                module.requires_grad_(False)
 
     # ------------------------------------------------------------------ units, profiling, blocks
     def _units(self) -> list[Unit]:
@@ -269,6 +307,7 @@ class NeuroFluxTrainer:
                     losses[position] += loss.item() * len(targets)
                     x = out.detach()
                 peak = max(peak, static + step_peak + self.margin)
+                self.at_step()
             self.log("neuroflux_epoch", block=number, epoch=epoch + 1, lr=optimizers[0].param_groups[0]["lr"],
                      **{f"loss_unit{u.index}": float(losses[i]) / len(train_idx) for i, u in enumerate(units)})
         for unit in units:  # frozen from here on: eval-mode BN, no gradients kept
@@ -366,3 +405,7 @@ class NeuroFluxTrainer:
         """The shallowest exit whose validation accuracy is within `exit_tolerance` points of the best."""
         best = max(e["val_acc"] for e in exits)
         return next(i for i, e in enumerate(exits) if e["val_acc"] >= best - float(self.cfg.exit_tolerance) / 100.0)
+
+
+def _cpu_state(module: nn.Module) -> dict:
+    return {key: value.detach().to("cpu", copy=True) for key, value in module.state_dict().items()}
