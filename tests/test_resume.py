@@ -22,7 +22,7 @@ from drive_runner.pipeline import run
 from tests.conftest import DRIVE_RUN, quick_cfg, read_json, run_cli
 
 BASE = ["dataset=digits", "model=lenet300", "logger=none", "hardware.device=cpu", "hardware.threads=1"]
-DRIVE = [*BASE, "method=drive", "method.warmup_epochs=3", "trainer.epochs=6", "method.iterations=60"]
+DRIVE = [*BASE, "method=drive", "method.warmup_epochs=3", "trainer.epochs=6", "method.iterations=30"]
 IMP = [*BASE, "method=imp", "sparsity=0.75", "schedule.fraction=0.5", "trainer.epochs=2", "method.control=reinit"]
 PRUNETRAIN = [*BASE, "method=prunetrain", "model=resnet20", "dataset.image_size=16", "trainer.epochs=4",
               "method.interval=2", "method.penalty_ratio=0.9", "method.threshold=0.02"]
@@ -108,8 +108,11 @@ def logged(phase: str, epoch: int):
 
 
 @pytest.mark.parametrize("phase, reached, saved_in", [
-    ("warmup", logged("warmup", 2), {"warmup"}),
-    ("prune", lambda rs: sum(r["event"] == "prune_step" for r in rs) >= 5, {"warmup", "prune"}),
+    # Warm-up and pruning take the same path through the saved state as sparse training does; they run
+    # in the slow suite (`make test-slow`) to keep `make test` within its budget.
+    pytest.param("warmup", logged("warmup", 2), {"warmup"}, marks=pytest.mark.slow),
+    pytest.param("prune", lambda rs: sum(r["event"] == "prune_step" for r in rs) >= 5, {"warmup", "prune"},
+                 marks=pytest.mark.slow),
     ("train", logged("train", 5), {"train"}),
 ])
 def test_drive_killed_in_any_phase_resumes_to_the_uninterrupted_result(tmp_path: Path, references, phase, reached,
@@ -130,6 +133,7 @@ def test_imp_killed_between_levels_resumes_to_the_uninterrupted_result(tmp_path:
     assert [c["level"] for c in controls] == [1, 2]
 
 
+@pytest.mark.slow  # 40 s of ResNet-20 training in three processes
 def test_prunetrain_killed_after_a_reconfiguration_resumes_on_the_shrunken_model(tmp_path: Path, references):
     run_dir = tmp_path / "run"
     kill_when(PRUNETRAIN, run_dir, logged("train", 3), tmp_path)  # reconfigured after epoch 2
