@@ -36,7 +36,7 @@ from drive_runner.pruning.masks import MaskEngine
 from drive_runner.pruning.methods import PruningContext, build_method
 from drive_runner.pruning.sampling import batch_stream, labelled_sample
 from drive_runner.pruning.targets import target_density
-from drive_runner.run_state import Attempt, DirectoryLock, ModelState, RandomState, RunState, begin_attempt
+from drive_runner.run_state import STATE_FILE, Attempt, DirectoryLock, ModelState, RandomState, RunState, begin_attempt
 from drive_runner.tracking.console import Console
 from drive_runner.tracking.rundir import RunDirectory
 from drive_runner.tracking.tracker import Tracker
@@ -181,7 +181,7 @@ def _attempt(cfg: DictConfig, directory: RunDirectory, attempt: Attempt, job: Jo
         summary["timings_s"]["total"] = phases.total()
         summary["status"] = "completed"
         directory.write_summary(summary)
-        (directory.checkpoints / "state.pt").unlink(missing_ok=True)  # final.pt holds the finished model
+        (directory.checkpoints / STATE_FILE).unlink(missing_ok=True)  # final.pt holds the finished model
         _publish(summary, directory, wandb)
         console.result_line(summary) if job.in_sweep else console.summary_table(summary)
         wandb.finish()
@@ -193,7 +193,7 @@ def _attempt(cfg: DictConfig, directory: RunDirectory, attempt: Attempt, job: Jo
         directory.write_summary(summary)
         tracker.event("interrupted", signal=summary["signal"])
         wandb.finish(interrupted_code=interrupted.exit_code)
-        console.line(f"interrupted by {summary['signal']}: state saved in {directory.checkpoints / 'state.pt'}; "
+        console.line(f"interrupted by {summary['signal']}: state saved in {directory.checkpoints / STATE_FILE}; "
                      "the same command continues the run")
         raise
     except BaseException as error:

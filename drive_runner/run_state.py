@@ -112,9 +112,6 @@ class RunState:
         for name, part in self._parts.items():
             part.load_state_dict(saved[name])
 
-    def discard(self) -> None:
-        self.path.unlink(missing_ok=True)
-
 
 def read_state(path: Path) -> dict | None:
     """The saved training state, None when there is none; refused with one line when it is unreadable."""

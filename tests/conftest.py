@@ -3,7 +3,9 @@
 Every test runs on the CPU (`hardware.device=cpu`, even where a GPU exists). Commands started as
 subprocesses also pin their thread count (`hardware.threads=1`), so two of them compare exactly; the
 in-process tests keep the thread count the environment gives, and must pass with OMP_NUM_THREADS=1
-and with 2 threads (float32 tolerances hold for either summation order).
+and with 2 threads (float32 tolerances hold for either summation order). Under pytest-xdist (`make test`
+starts one test process per core) each test process uses one torch thread: more threads than cores made
+a ResNet-20 PruneTrain test take 118 s instead of 11 s.
 """
 
 from __future__ import annotations
@@ -50,6 +52,13 @@ def run_cli(*args: str, cwd: Path, env: dict | None = None, timeout: int = 300, 
 
 def read_json(path: Path) -> dict:
     return json.loads(Path(path).read_text())
+
+
+def pytest_configure(config):
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        import torch
+
+        torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)
