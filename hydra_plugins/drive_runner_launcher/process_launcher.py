@@ -81,8 +81,7 @@ class ProcessLauncher(Launcher):
         for process in running:
             if process.poll() is None:
                 process.send_signal(signal.SIGINT)
-        for process in running:
-            process.wait()
+        pool.shutdown(wait=True)  # the running jobs have saved their state and ended
 
     def _run_job(self, number: int, overrides: list[str], singleton_state, scratch: Path) -> JobReturn:
         if self._stopping:
@@ -101,6 +100,8 @@ class ProcessLauncher(Launcher):
             self._running.discard(process)
         if code == 0 and job_out.exists():
             return cloudpickle.loads(job_out.read_bytes())
+        if self._stopping:  # interrupted with the sweep: its run directory says so
+            return _not_finished(overrides, "the sweep was interrupted")
         how = f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
         print(f"drive-run: job {number} ({' '.join(filter_overrides(overrides))}) {how}; the other jobs go on",
               file=sys.stderr, flush=True)
