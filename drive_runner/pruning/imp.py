@@ -97,7 +97,10 @@ class IterativeMagnitudePruning(PruningMethod):
                 self._move_to(level, "prune")
             elif stage == "prune":
                 engine.prune_to_count({name: p.detach().abs() for name, p in engine.params.items()}, levels[level])
-                self._move_to(level, "control") if self.cfg.control != "none" else self._move_to(level + 1, "train")
+                if self.cfg.control != "none":
+                    self._move_to(level, "control")
+                else:
+                    self._move_to(level + 1, "train")
                 ctx.on_step(level + 1, len(levels), engine.density())
             else:
                 self._train_control(ctx, level + 1, rewind_step)

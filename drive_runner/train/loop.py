@@ -147,11 +147,18 @@ class TrainingSession:
         """Everything but the model itself that training needs to continue exactly where it is."""
         return {
             "epoch": self.epoch, "step": self.step, "history": self.history,
-            "partial_epoch": None if self._partial is None else {
-                key: value.cpu() if torch.is_tensor(value) else value for key, value in self._partial.items()},
+            "partial_epoch": self._partial_epoch(),
             "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
             "measured_peak_bytes": self.measured_peak_bytes,
         }
+
+    def _partial_epoch(self) -> dict | None:
+        """The epoch in progress, as saved: its sums on the CPU and the seconds it has taken so far."""
+        if self._partial is None:
+            return None
+        partial = self._partial
+        return {"loss_sum": partial["loss_sum"].cpu(), "correct": partial["correct"].cpu(), "count": partial["count"],
+                "lr": partial["lr"], "seconds": partial["seconds"] + time.perf_counter() - partial["started"]}
 
     def load_state_dict(self, state: dict) -> None:
         """Continue a saved session on the same model (already loaded, masks included)."""
@@ -244,6 +251,9 @@ class TrainingSession:
         }
         loss_sum, correct = partial["loss_sum"].to(self.device), partial["correct"].to(self.device)
         count, lr, seconds_before = partial["count"], partial["lr"], partial["seconds"]
+        # One record of the running sums per epoch: the sums are updated in place, the count per step.
+        self._partial = {"loss_sum": loss_sum, "correct": correct, "count": count, "lr": lr,
+                         "seconds": seconds_before, "started": started}
         generator = self.epoch_generator(self.epoch)
         batches = self.data.train.batches(self.batch_size, shuffle=True, generator=generator, augment=True)
         done_in_epoch = self.step - self.epoch * self.steps_per_epoch  # > 0 only after a mid-epoch rewind
@@ -272,8 +282,7 @@ class TrainingSession:
             correct += (logits.argmax(dim=1) == targets).sum()
             count += targets.numel()
             self.progress.advance_batch()
-            self._partial = {"loss_sum": loss_sum, "correct": correct, "count": count, "lr": lr,
-                             "seconds": seconds_before + time.perf_counter() - started}
+            self._partial["count"] = count
             if self.step < (self.epoch + 1) * self.steps_per_epoch:  # the last step's boundary is the epoch's end
                 self.at_boundary(False)
         self._partial = None
