@@ -28,7 +28,12 @@ from drive_runner.train.options import TrainerConfig
 @dataclass
 class HardwareConfig:
     device: str = "auto"  # auto | cpu | cuda
-    precision: str = "fp32"  # fp32 | bf16 (autocast, CUDA only)
+    precision: str = "fp32"  # fp32 | bf16 (autocast)
+    channels_last: Optional[bool] = None  # None = on for conv nets on CUDA
+    cudnn_benchmark: bool = True  # cuDNN picks the fastest convolution kernels per shape (CUDA)
+    compile: bool = False  # torch.compile the forward pass of training and evaluation
+    compile_backend: str = "inductor"
+    data_on_device: Optional[bool] = None  # None = on CUDA: in-memory datasets live on the device
     memory_budget_mb: Optional[float] = None  # None = unlimited
     memory_margin_mb: float = 0.0  # added to every measured peak (allocator slack)
     num_workers: int = 2  # data-loader workers for on-disk image datasets

@@ -15,6 +15,8 @@ import sys
 import threading
 from typing import Callable
 
+from drive_runner import distributed
+
 STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGUSR2") if hasattr(signal, name))
 
 
@@ -64,7 +66,9 @@ class StopRequests:
         self.signum = self.signum or signum
 
     def check(self, save: Callable[[], None]) -> None:
-        """At a step boundary: if a stop was requested, save the state and raise Interrupted."""
-        if self.signum is not None:
+        """At a step boundary: if a stop was requested, save the state and raise Interrupted. Under data
+        parallelism a request on any rank stops every rank at the same step (rank 0 saves)."""
+        if distributed.any_rank(self.signum is not None):
             save()
-            raise Interrupted(self.signum, self._previous.get(self.signum))
+            signum = self.signum or signal.SIGTERM  # a rank that did not get the signal stops with its peers
+            raise Interrupted(signum, self._previous.get(signum))

@@ -22,9 +22,10 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from drive_runner import distributed
 from drive_runner.checkpoint import checkpoint_payload, exit_checkpoint_payload
 from drive_runner.data import build_dataset
-from drive_runner.errors import DriveRunnerError, MaskError
+from drive_runner.errors import ConfigError, DriveRunnerError, MaskError
 from drive_runner.interrupts import Interrupted, StopRequests
 from drive_runner.memory.accounting import MB
 from drive_runner.memory.budget import BatchChoice, choose_batch_size, enforce_on_cuda
@@ -36,13 +37,15 @@ from drive_runner.pruning.masks import MaskEngine
 from drive_runner.pruning.methods import PruningContext, build_method
 from drive_runner.pruning.sampling import batch_stream, labelled_sample
 from drive_runner.pruning.targets import target_density
-from drive_runner.run_state import STATE_FILE, Attempt, DirectoryLock, ModelState, RandomState, RunState, begin_attempt
-from drive_runner.tracking.console import Console
-from drive_runner.tracking.rundir import RunDirectory
+from drive_runner.run_state import (STATE_FILE, Attempt, DirectoryLock, ModelState, RandomState, RunState, begin_attempt,
+                                    read_state)
+from drive_runner.tracking.console import Console, SilentConsole
+from drive_runner.tracking.rundir import FollowerRunDirectory, RunDirectory
 from drive_runner.tracking.tracker import Tracker
 from drive_runner.tracking.wandb_logger import WandbLogger
 from drive_runner.validation import validate
 from drive_runner.train.flops import total_flops
+from drive_runner.train.acceleration import Acceleration, resolve_device
 from drive_runner.train.loop import TrainingSession, evaluate
 
 
@@ -63,13 +66,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def resolve_device(hardware) -> torch.device:
-    """The device `hardware.device` names (validation has checked that it exists)."""
-    if hardware.device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(hardware.device)
 
 
 class _Phases:
@@ -143,15 +139,60 @@ def run(cfg: DictConfig, run_dir: str | Path, job: JobInfo | None = None, consol
     re-raised; on a stop signal it says `interrupted` and Interrupted is raised."""
     validate(cfg)
     job = job or JobInfo()
-    console = console or Console()
-    directory = RunDirectory(run_dir)
-    with DirectoryLock(directory):
-        attempt = begin_attempt(directory, OmegaConf.to_container(cfg, resolve=True), cfg.resume)
-        if attempt.finished is not None:
-            console.line(f"already done: {directory.path} holds this job's completed run "
-                         f"(test_acc {attempt.finished.get('test_acc', float('nan')):.4f}); nothing to run")
-            return attempt.finished
-        return _attempt(cfg, directory, attempt, job, console)
+    world = distributed.from_environment()
+    _check_parallel_config(cfg, world)
+    distributed.start(world, resolve_device(cfg.hardware, world.local_rank))
+    try:
+        console = (console or Console()) if world.is_main else SilentConsole()
+        directory = RunDirectory(run_dir) if world.is_main else FollowerRunDirectory(run_dir)
+        with DirectoryLock(directory) if world.is_main else contextlib.nullcontext():
+            attempt = _shared_attempt(directory, OmegaConf.to_container(cfg, resolve=True), cfg.resume)
+            if attempt.finished is not None:
+                console.line(f"already done: {directory.path} holds this job's completed run "
+                             f"(test_acc {attempt.finished.get('test_acc', float('nan')):.4f}); nothing to run")
+                return attempt.finished
+            return _attempt(cfg, directory, attempt, job, console)
+    finally:
+        distributed.stop()
+
+
+def _check_parallel_config(cfg: DictConfig, world: distributed.World) -> None:
+    """What data parallelism cannot do, refused before any process group or directory exists."""
+    if not world.parallel:
+        return
+    if cfg.trainer.name == "neuroflux":
+        raise ConfigError("trainer", "neuroflux trains block by block in one process; start it without torchrun")
+    if cfg.hardware.memory_budget_mb is not None:
+        raise ConfigError("hardware.memory_budget_mb", "a memory budget is measured for one process; "
+                                                       "start budgeted runs without torchrun")
+    if cfg.trainer.batch_size != "auto" and int(cfg.trainer.batch_size) < world.size:
+        raise ConfigError("trainer.batch_size", f"is the batch over all {world.size} processes and must be at least "
+                                                f"{world.size}; got {cfg.trainer.batch_size}")
+
+
+def _shared_attempt(directory: RunDirectory, config: dict, resume: str) -> Attempt:
+    """Rank 0 decides what this launch does with the directory (and moves earlier records); the other
+    ranks follow its decision and read the same training state. A refusal on rank 0 is raised on all."""
+    world = distributed.current()
+    if not world.parallel:
+        return begin_attempt(directory, config, resume)
+    decision: Attempt | BaseException
+    if world.is_main:
+        try:
+            decision = begin_attempt(directory, config, resume)
+        except Exception as error:  # noqa: BLE001 - every rank raises it below
+            decision = error
+        shared = distributed.broadcast_value(
+            decision if isinstance(decision, BaseException) else (decision.number, decision.saved is not None,
+                                                                  decision.finished))
+    else:
+        shared = distributed.broadcast_value(None)
+    if isinstance(shared, BaseException):
+        raise shared
+    if world.is_main:
+        return decision
+    number, has_state, finished = shared
+    return Attempt(number, read_state(directory.checkpoints / STATE_FILE) if has_state else None, finished)
 
 
 def _attempt(cfg: DictConfig, directory: RunDirectory, attempt: Attempt, job: JobInfo, console: Console) -> dict:
@@ -161,8 +202,9 @@ def _attempt(cfg: DictConfig, directory: RunDirectory, attempt: Attempt, job: Jo
         "method": cfg.method.name, "model": cfg.model.name, "dataset": cfg.dataset.name, "seed": int(cfg.seed),
         "overrides": list(job.overrides), "run_dir": str(directory.path),
     }
+    logger_cfg = cfg.logger if distributed.current().is_main else OmegaConf.merge(cfg.logger, {"mode": "disabled"})
     wandb = WandbLogger(
-        cfg.logger, directory.path, config=OmegaConf.to_container(cfg, resolve=True),
+        logger_cfg, directory.path, config=OmegaConf.to_container(cfg, resolve=True),
         name=f"{cfg.method.name}-{cfg.model.name}-{cfg.dataset.name}-d{target_density(cfg):.4g}-seed{cfg.seed}",
         group=cfg.logger.group or job.group, warn=console.warn,
         run_id=attempt.saved["tracker"]["wandb_id"] if attempt.saved else None,
@@ -181,7 +223,7 @@ def _attempt(cfg: DictConfig, directory: RunDirectory, attempt: Attempt, job: Jo
         summary["timings_s"]["total"] = phases.total()
         summary["status"] = "completed"
         directory.write_summary(summary)
-        (directory.checkpoints / STATE_FILE).unlink(missing_ok=True)  # final.pt holds the finished model
+        directory.remove_checkpoint(STATE_FILE)  # final.pt holds the finished model
         _publish(summary, directory, wandb)
         console.result_line(summary) if job.in_sweep else console.summary_table(summary)
         wandb.finish()
@@ -200,7 +242,7 @@ def _attempt(cfg: DictConfig, directory: RunDirectory, attempt: Attempt, job: Jo
         summary["timings_s"] = {**phases.seconds, "total": phases.total()}
         summary["error"] = f"{type(error).__name__}: {error}" if not isinstance(error, DriveRunnerError) else str(error)
         if not isinstance(error, DriveRunnerError):
-            (directory.path / "error.log").write_text(traceback.format_exc())
+            directory.write_error(traceback.format_exc())
         summary["status"] = "failed"
         directory.write_summary(summary)
         tracker.event("failed", error=summary["error"])
@@ -212,16 +254,22 @@ def _run_phases(cfg, directory: RunDirectory, tracker: Tracker, console: Console
                 saved: dict | None, stop: StopRequests) -> dict:
     seed = int(cfg.seed)
     seed_everything(seed)
-    device = resolve_device(cfg.hardware)
+    device = resolve_device(cfg.hardware, distributed.current().local_rank)
     if cfg.hardware.threads:
         torch.set_num_threads(int(cfg.hardware.threads))
 
     data = build_dataset(cfg.dataset, seed=seed, num_workers=int(cfg.hardware.num_workers))
     torch.manual_seed(seed)  # the initialisation depends on the seed alone, not on what the data loader drew
     model = build_model(cfg.model, input_shape=data.input_shape, num_classes=data.num_classes).to(device)
+    acceleration = Acceleration.from_config(cfg.hardware, device, model)
+    acceleration.configure_backends(cfg.hardware)
+    acceleration.prepare_model(model)
+    if acceleration.data_on_device:
+        data = data.to(device)
     if cfg.trainer.name == "neuroflux":
         return _run_neuroflux(cfg, model, data, device, directory, tracker, console, phases, saved, stop)
     method = build_method(cfg.method, cfg.schedule)
+    method.hardware = cfg.hardware  # PruneTrain regrows its batch within hardware.memory_budget_mb
     engine = MaskEngine(
         model, exclude=[*cfg.prune.exclude, *method.excluded_tensors(model, cfg.model.name)],
         include_bias=bool(cfg.prune.include_bias), scope=cfg.prune.scope, seed=seed,
@@ -242,6 +290,7 @@ def _run_phases(cfg, directory: RunDirectory, tracker: Tracker, console: Console
         model, data, cfg.trainer, device=device, precision=cfg.hardware.precision, seed=seed, engine=engine,
         progress=console, on_epoch=tracker.epoch, batch_size=batch.batch_size, lr_scale=batch.lr_scale,
         memory_static_bytes=batch.memory.static + batch.memory.margin if batch.memory else None,
+        acceleration=acceleration,
     )
     progress = _Progress()
     batches = _BatchStream(data.train, session.batch_size, seed)
@@ -315,7 +364,7 @@ def _run_phases(cfg, directory: RunDirectory, tracker: Tracker, console: Console
     # Phase 4: evaluation.
     with phases.measure("eval"):
         final = evaluate(model, data.test, batch_size=int(cfg.trainer.eval_batch_size), device=device,
-                         precision=cfg.hardware.precision)
+                         acceleration=acceleration, forward=session.eval_forward())
     tracker.event("evaluation", **final)
     directory.save_checkpoint("final.pt", checkpoint_payload(
         OmegaConf.to_container(cfg.model, resolve=True), model, engine, data.input_shape, data.num_classes))

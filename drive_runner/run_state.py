@@ -30,7 +30,7 @@ import yaml
 from drive_runner.errors import CheckpointError, ConfigError
 from drive_runner.structured import architecture
 from drive_runner.tracking.naming import differing_keys, identity
-from drive_runner.tracking.rundir import METRICS, SUMMARY, RunDirectory, read_summary, save_torch_atomic
+from drive_runner.tracking.rundir import METRICS, SUMMARY, RunDirectory, read_summary
 
 FORMAT = "drive-runner/state-v1"
 STATE_FILE = "state.pt"
@@ -90,6 +90,7 @@ class RunState:
     """The parts of a run that make up its training state, saved and restored together, in order."""
 
     def __init__(self, directory: RunDirectory):
+        self.directory = directory
         self.path = directory.checkpoints / STATE_FILE
         self._parts: dict[str, Stateful] = {}
         self._last_save = 0.0
@@ -98,9 +99,11 @@ class RunState:
         self._parts[name] = part
 
     def save(self) -> None:
+        if not self.directory.writable:  # a data-parallel rank other than 0: rank 0 saves the job's state
+            return
         payload = {"format": FORMAT, "saved_at": time.time()}
         payload.update({name: part.state_dict() for name, part in self._parts.items()})
-        save_torch_atomic(self.path, payload)
+        self.directory.save_checkpoint(STATE_FILE, payload)
         self._last_save = time.monotonic()
 
     def save_if_due(self) -> None:

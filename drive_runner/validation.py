@@ -220,9 +220,12 @@ def _check_hardware(hardware) -> None:
 
     _check("hardware.device", hardware.device != "cuda" or torch.cuda.is_available(),
            "cuda requested but no CUDA device is available; use auto or cpu")
-    on_cuda = hardware.device == "cuda" or (hardware.device == "auto" and torch.cuda.is_available())
-    _check("hardware.precision", hardware.precision != "bf16" or on_cuda,
-           "bf16 autocast needs CUDA; use fp32 on the CPU")
+    if hardware.compile:
+        from torch._dynamo import list_backends
+
+        backends = list_backends(exclude_tags=())
+        _check("hardware.compile_backend", hardware.compile_backend in backends,
+               f"unknown torch.compile backend {hardware.compile_backend!r}; allowed: {', '.join(backends)}")
 
 
 def _check_buildable(cfg: DictConfig, memory: bool) -> None:

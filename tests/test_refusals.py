@@ -45,7 +45,8 @@ REFUSED = [
     (["trainer.epoch=5"], "trainer.epoch"),
     # hardware, shapes and budgets
     ([*LENET, "hardware.device=cuda"], "hardware.device"),
-    ([*LENET, "hardware.precision=bf16"], "hardware.precision"),
+    ([*LENET, "hardware.precision=fp8"], "hardware.precision"),
+    ([*LENET, "hardware.compile=true", "hardware.compile_backend=nope"], "hardware.compile_backend"),
     ([*LENET, "dataset.channels=2"], "dataset.channels"),
     ([*LENET, "hardware.memory_budget_mb=0.01"], "hardware.memory_budget_mb"),
     ([*LENET, "hardware.memory_budget_mb=1", "trainer.batch_size=4096"], "trainer.batch_size"),

@@ -24,6 +24,7 @@ import sys
 from pathlib import Path
 
 from drive_runner.cli.usage import CONFIG_GROUPS, answered_info_flag, group_options, run_usage
+from drive_runner.launch_rank import environment_rank
 from drive_runner.tracking.naming import command_name, register_resolvers
 
 EXIT_CONFIG_ERROR = 2
@@ -224,9 +225,11 @@ def _completed(job_dir: Path) -> bool:
 
 
 def _announce(configs: list, output_dir: Path, multirun: bool, job_dirs: list[Path]) -> bool:
-    """The first line, as soon as the command is known to be good (data and models load after it).
-    Returns whether there is anything to run."""
+    """The first line, as soon as the command is known to be good (data and models load after it), from
+    rank 0 of a data-parallel job alone. Returns whether there is anything to run."""
     done = sum(_completed(job_dir) for job_dir in job_dirs)
+    if environment_rank() != 0:  # the same decision as rank 0's, unsaid
+        return done < len(configs) if multirun else not done
     if multirun:
         if done == len(configs):
             print(f"drive-run: all {done} jobs of this sweep are already done in {output_dir}; nothing to run "

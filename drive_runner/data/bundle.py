@@ -17,10 +17,12 @@ from torch import Tensor
 
 Batch = Tuple[Tensor, Tensor]
 Indices = Union[Sequence[int], Tensor]
+Shard = Tuple[int, int]  # (rank, world size): this process's rows of every batch, rank::size
 
 
 class BatchSource(ABC):
-    """One split of a dataset, read as normalised float32 [B, C, H, W] inputs and int64 [B] targets on CPU."""
+    """One split of a dataset, read as normalised float32 [B, C, H, W] inputs and int64 [B] targets (on the
+    CPU, or on the device the split is held on)."""
 
     def __init__(self, labels: Tensor):
         self._labels = labels.long()
@@ -48,8 +50,11 @@ class BatchSource(ABC):
         generator: Optional[torch.Generator] = None,
         augment: bool = False,
         drop_last: bool = False,
+        shard: Optional[Shard] = None,
     ) -> Iterator[Batch]:
-        """One epoch of batches. `augment` is a request: it has no effect on a split or dataset without augmentation."""
+        """One epoch of batches. `augment` is a request: it has no effect on a split or dataset without
+        augmentation. With `shard=(rank, size)` each batch is the rows rank::size of the batch one process
+        would get, with the same augmentation (data-parallel training splits batches this way)."""
 
     @abstractmethod
     def take(self, indices: Indices, *, augment: bool = False, generator: Optional[torch.Generator] = None) -> Batch:
@@ -82,3 +87,10 @@ class DataBundle:
     num_classes: int
     train: BatchSource
     test: BatchSource
+
+    def to(self, device: torch.device) -> "DataBundle":
+        """The bundle with every split that can be held on `device` moved there (in-memory splits);
+        splits read from disk stay where they are and their batches are copied per step."""
+        moved = {name: split.to(device) if hasattr(split, "to") else split for name, split in
+                 (("train", self.train), ("test", self.test))}
+        return DataBundle(self.name, self.input_shape, self.num_classes, **moved)

@@ -31,7 +31,7 @@ from PIL import Image
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, default_collate
 
-from .bundle import Batch, BatchSource, DataBundle, Indices
+from .bundle import Batch, BatchSource, DataBundle, Indices, Shard
 from .registry import Native, data_root, fetch, missing_dataset, register
 
 # The image files torchvision's ImageFolder reads.
@@ -97,9 +97,12 @@ class ImageFileSource(BatchSource):
         generator: Optional[torch.Generator] = None,
         augment: bool = False,
         drop_last: bool = False,
+        shard: Optional[Shard] = None,
     ) -> Iterator[Batch]:
         dataset, seeds = self._dataset(augment, self.num_samples, generator)  # one seed per sample index
         order = self.index_batches(batch_size, shuffle=shuffle, generator=generator, drop_last=drop_last)
+        if shard is not None:
+            order = [batch[shard[0]::shard[1]] for batch in order]
         loader = DataLoader(
             dataset,
             # Keys are made batch by batch as the loader asks, so an ImageNet epoch is never listed whole.

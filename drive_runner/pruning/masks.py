@@ -20,6 +20,7 @@ from typing import Iterable, Mapping
 import torch
 from torch import nn
 
+from drive_runner import distributed
 from drive_runner.errors import ConfigError, MaskError
 
 PRUNABLE_MODULES = (nn.Conv2d, nn.Linear)
@@ -273,7 +274,13 @@ class MaskEngine:
 
     @torch.no_grad()
     def set_masks(self, new_masks: Mapping[str, torch.Tensor]) -> None:
-        """Install new masks (ANDed with the old ones), zero the weights and optimizer state they remove."""
+        """Install new masks (ANDed with the old ones), zero the weights and optimizer state they remove.
+        Under data parallelism every rank installs rank 0's masks, and checks that all ranks now agree."""
+        if distributed.current().parallel:
+            current = self.masks
+            new_masks = {name: mask.to(current[name].device, torch.bool, copy=True)
+                         for name, mask in new_masks.items() if name in current}
+            distributed.broadcast_from_main([new_masks[name] for name in sorted(new_masks)])
         for target in self.targets:
             if target.name not in new_masks:
                 continue
@@ -284,6 +291,7 @@ class MaskEngine:
                 for value in optimizer.state.get(target.param, {}).values():
                     if torch.is_tensor(value) and value.shape == mask.shape:
                         value.mul_(mask)
+        distributed.check_identical_masks(self.masks, "after a pruning step")
 
     # ----------------------------------------------------------------- enforcement
     def attach(self, optimizer: torch.optim.Optimizer) -> None:

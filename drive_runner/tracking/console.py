@@ -172,3 +172,10 @@ class QuietConsole(Console):
 
     def summary_table(self, summary: dict) -> None:
         pass
+
+
+class SilentConsole(QuietConsole):
+    """Nothing at all: a data-parallel rank other than 0, whose lines and warnings rank 0 already gives."""
+
+    def warn(self, text: str) -> None:
+        pass

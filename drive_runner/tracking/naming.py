@@ -15,6 +15,8 @@ import re
 
 from omegaconf import DictConfig, OmegaConf
 
+from drive_runner.launch_rank import on_main_rank
+
 COSMETIC_KEYS = ("logger", "hardware.num_workers", "hardware.threads", "dataset.root", "dataset.download", "resume")
 HASH_LENGTH = 10
 
@@ -84,3 +86,5 @@ def command_name(arguments: list[str]) -> str:
 def register_resolvers() -> None:
     if not OmegaConf.has_resolver("job_name"):
         OmegaConf.register_new_resolver("job_name", job_name_resolver)
+    if not OmegaConf.has_resolver("on_main_rank"):  # rank 0 of a data-parallel job alone writes its directory
+        OmegaConf.register_new_resolver("on_main_rank", on_main_rank)

@@ -116,6 +116,8 @@ def _probe_writable(target: Path) -> None:
 
 
 class RunDirectory:
+    writable = True
+
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
@@ -154,3 +156,41 @@ class RunDirectory:
         path = self.checkpoints / name
         save_torch_atomic(path, payload)
         return path
+
+    def remove_checkpoint(self, name: str) -> None:
+        (self.checkpoints / name).unlink(missing_ok=True)
+
+    def write_error(self, text: str) -> None:
+        write_text_atomic(self.path / "error.log", text)
+
+
+class FollowerRunDirectory(RunDirectory):
+    """The run directory as a data-parallel rank other than 0 sees it: the same path, read, never written
+    (rank 0 writes every record, checkpoint and training state of the job)."""
+
+    writable = False
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.checkpoints = self.path / "checkpoints"
+
+    def write_config(self, yaml_text: str) -> None:
+        pass
+
+    def append_metrics(self, record: dict) -> None:
+        pass
+
+    def restore_metrics(self, records: bytes) -> None:
+        pass
+
+    def write_summary(self, summary: dict) -> None:
+        pass
+
+    def save_checkpoint(self, name: str, payload: dict) -> Path:
+        return self.checkpoints / name
+
+    def remove_checkpoint(self, name: str) -> None:
+        pass
+
+    def write_error(self, text: str) -> None:
+        pass

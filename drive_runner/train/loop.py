@@ -17,8 +17,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from drive_runner import distributed
 from drive_runner.errors import TrainingDiverged
 from drive_runner.memory.accounting import SavedTensorMeter
+from drive_runner.train.acceleration import Acceleration
 from drive_runner.train.metrics import topk_correct
 from drive_runner.train.optim import build_optimizer, lr_factor
 
@@ -69,31 +71,37 @@ class _Silent:
     def end_phase(self): ...
 
 
-def autocast_context(device: torch.device, precision: str):
-    """bf16 autocast on CUDA; full precision otherwise."""
-    if precision == "bf16" and device.type == "cuda":
-        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
 @torch.no_grad()
-def evaluate(model: nn.Module, source, *, batch_size: int, device: torch.device, precision: str = "fp32") -> dict:
-    """Mean cross-entropy, top-1 and top-5 accuracy (fractions in 0..1) over a whole split."""
+def evaluate(model: nn.Module, source, *, batch_size: int, device: torch.device, precision: str = "fp32",
+             acceleration: Acceleration | None = None, forward: nn.Module | None = None) -> dict:
+    """Mean cross-entropy, top-1 and top-5 accuracy (fractions in 0..1) over a whole split. Sums stay on
+    the device until the end; under data parallelism each rank evaluates its shard with rank 0's BN
+    statistics and the totals are summed over ranks."""
+    acceleration = acceleration or Acceleration(device, precision)
+    forward = forward or model
+    world = distributed.current()
     was_training = model.training
     model.eval()
-    loss_sum, correct1, correct5, count = 0.0, 0, 0, 0
-    for inputs, targets in source.batches(batch_size, shuffle=False):
-        inputs, targets = inputs.to(device, non_blocking=True), targets.to(device, non_blocking=True)
-        with autocast_context(device, precision):
-            logits = model(inputs)
+    distributed.sync_buffers(model)
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    correct1, correct5 = torch.zeros((), dtype=torch.long, device=device), torch.zeros((), dtype=torch.long, device=device)
+    count = 0
+    for inputs, targets in source.batches(batch_size, shuffle=False, shard=world.shard):
+        if targets.numel() == 0:  # a last batch smaller than the number of ranks
+            continue
+        inputs, targets = acceleration.prepare_inputs(inputs), targets.to(device, non_blocking=True)
+        with acceleration.autocast():
+            logits = forward(inputs)
         logits = logits.float()
-        loss_sum += float(F.cross_entropy(logits, targets, reduction="sum"))
+        loss_sum += F.cross_entropy(logits, targets, reduction="sum")
         hits = topk_correct(logits, targets)
         correct1 += hits[1]
         correct5 += hits[5]
         count += targets.numel()
     model.train(was_training)
-    return {"loss": loss_sum / max(count, 1), "top1": correct1 / max(count, 1), "top5": correct5 / max(count, 1)}
+    loss_total, top1, top5, count = distributed.all_sum([float(loss_sum), float(correct1), float(correct5), count])
+    count = max(count, 1)
+    return {"loss": loss_total / count, "top1": top1 / count, "top5": top5 / count}
 
 
 class TrainingSession:
@@ -114,12 +122,17 @@ class TrainingSession:
         batch_size: int | None = None,
         lr_scale: float = 1.0,
         memory_static_bytes: int | None = None,
+        acceleration: Acceleration | None = None,
     ):
         self.model = model
         self.data = data
         self.cfg = trainer_cfg
         self.device = device
         self.precision = precision
+        self.acceleration = acceleration or Acceleration(device, precision)
+        self.world = distributed.current()
+        self._forward: nn.Module | None = None  # what a training step calls (DDP and compile wrappers)
+        self._eval_forward: nn.Module | None = None
         self.seed = seed
         self.engine = engine
         self.callbacks = list(callbacks)
@@ -130,7 +143,9 @@ class TrainingSession:
         self.at_boundary = at_boundary
         self.batch_size = int(batch_size or trainer_cfg.batch_size)
         self.lr_scale = lr_scale
-        self.steps_per_epoch = max(data.train.num_batches(self.batch_size), 1)
+        # Under data parallelism a last batch with fewer samples than ranks would leave a rank empty-handed.
+        self._drop_last = self.world.parallel and 0 < data.train.num_samples % self.batch_size < self.world.size
+        self.steps_per_epoch = max(data.train.num_batches(self.batch_size, self._drop_last), 1)
         # With a memory budget, every step's saved tensors are counted: the measured peak of the run.
         self._memory_static = memory_static_bytes
         self._meter = SavedTensorMeter([model]) if memory_static_bytes is not None else None
@@ -174,6 +189,7 @@ class TrainingSession:
         """A fresh optimizer and LR schedule positioned at the current step (used after rewinding or surgery)."""
         if self._meter is not None:  # surgery may have replaced parameters: exclude the new ones
             self._meter = SavedTensorMeter([self.model])
+        self._forward = self._eval_forward = None  # rebuilt around the current parameters at the next step
         self.optimizer = build_optimizer(self.model.parameters(), self.cfg, lr=self.cfg.lr * self.lr_scale)
         if self.engine is not None:
             self.engine.attach(self.optimizer)
@@ -222,7 +238,7 @@ class TrainingSession:
                 if (self.epoch % int(self.cfg.eval_every) == 0) or self.epoch == end_epoch:
                     test = evaluate(
                         self.model, self.data.test, batch_size=int(self.cfg.eval_batch_size),
-                        device=self.device, precision=self.precision,
+                        device=self.device, acceleration=self.acceleration, forward=self.eval_forward(),
                     )
                     metrics.update({f"test_{k}": v for k, v in test.items()})
                 for callback in self.callbacks:
@@ -233,6 +249,28 @@ class TrainingSession:
                 self.at_boundary(True)
         finally:
             self.progress.end_phase()
+
+    def training_forward(self) -> nn.Module:
+        """The model as a training step calls it: wrapped in DistributedDataParallel under data
+        parallelism (gradients averaged over ranks as they are computed), then compiled if asked."""
+        if self._forward is None:
+            module = self.model
+            if self.world.parallel:
+                from torch.nn.parallel import DistributedDataParallel
+
+                # Buffers are not broadcast every step: BN statistics are synchronised from rank 0 where
+                # they are read (evaluation), and the masks are kept identical by the engine.
+                module = DistributedDataParallel(
+                    module, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                    forward_sync_buffers=False,
+                )
+            self._forward = self.acceleration.forward_module(module)
+        return self._forward
+
+    def eval_forward(self) -> nn.Module:
+        if self._eval_forward is None:
+            self._eval_forward = self.acceleration.forward_module(self.model)
+        return self._eval_forward
 
     def _measuring(self):
         if self._meter is None:
@@ -255,14 +293,21 @@ class TrainingSession:
         self._partial = {"loss_sum": loss_sum, "correct": correct, "count": count, "lr": lr,
                          "seconds": seconds_before, "started": started}
         generator = self.epoch_generator(self.epoch)
-        batches = self.data.train.batches(self.batch_size, shuffle=True, generator=generator, augment=True)
+        batches = self.data.train.batches(self.batch_size, shuffle=True, generator=generator, augment=True,
+                                          drop_last=self._drop_last, shard=self.world.shard)
         done_in_epoch = self.step - self.epoch * self.steps_per_epoch  # > 0 only after a mid-epoch rewind
-        for inputs, targets in itertools.islice(batches, done_in_epoch, None):
-            inputs, targets = inputs.to(self.device, non_blocking=True), targets.to(self.device, non_blocking=True)
-            with autocast_context(self.device, self.precision), self._measuring():
-                logits = self.model(inputs)
+        forward, acceleration = self.training_forward(), self.acceleration
+        for index, (inputs, targets) in enumerate(itertools.islice(batches, done_in_epoch, None), done_in_epoch):
+            inputs, targets = acceleration.prepare_inputs(inputs), targets.to(self.device, non_blocking=True)
+            with acceleration.autocast(), self._measuring():
+                logits = forward(inputs)
                 loss = F.cross_entropy(logits.float(), targets)
                 total = loss
+                if self.world.parallel:
+                    # Each rank's share of the mean over the whole batch, times the ranks DDP averages over:
+                    # the gradient is exactly that of one process on the whole batch.
+                    whole_batch = min(self.batch_size, self.data.train.num_samples - index * self.batch_size)
+                    total = loss * (targets.numel() * self.world.size / whole_batch)
                 for callback in self.callbacks:
                     extra = callback.extra_loss(self.model, loss)
                     if extra is not None:
@@ -287,7 +332,8 @@ class TrainingSession:
                 self.at_boundary(False)
         self._partial = None
         self.epoch += 1
-        train_loss = float(loss_sum) / max(count, 1)
+        loss_total, correct_total, count = distributed.all_sum([float(loss_sum), float(correct), count])
+        train_loss = loss_total / max(count, 1)
         if not math.isfinite(train_loss):
             lr = self.cfg.lr * self.lr_scale
             raise TrainingDiverged(f"training diverged: loss is {train_loss} in epoch {self.epoch} ({phase}); "
@@ -298,6 +344,6 @@ class TrainingSession:
             "epoch": self.epoch,
             "lr": lr,
             "train_loss": train_loss,
-            "train_acc": int(correct) / max(count, 1),
+            "train_acc": correct_total / max(count, 1),
             "epoch_time_s": seconds_before + time.perf_counter() - started,
         }
