@@ -45,7 +45,7 @@ from drive_runner.tracking.tracker import Tracker
 from drive_runner.tracking.wandb_logger import WandbLogger
 from drive_runner.validation import validate
 from drive_runner.train.flops import total_flops
-from drive_runner.train.acceleration import Acceleration, resolve_device
+from drive_runner.train.acceleration import Acceleration, resolve_device, wants_data_on_device
 from drive_runner.train.loop import TrainingSession, evaluate
 
 
@@ -258,7 +258,11 @@ def _run_phases(cfg, directory: RunDirectory, tracker: Tracker, console: Console
     if cfg.hardware.threads:
         torch.set_num_threads(int(cfg.hardware.threads))
 
-    data = build_dataset(cfg.dataset, seed=seed, num_workers=int(cfg.hardware.num_workers))
+    data_on_device = wants_data_on_device(cfg.hardware, device)
+    dataset_cfg = cfg.dataset
+    if "in_memory" in dataset_cfg and dataset_cfg.in_memory is None:  # decoded into memory when it goes to the GPU
+        dataset_cfg = OmegaConf.merge(dataset_cfg, {"in_memory": data_on_device})
+    data = build_dataset(dataset_cfg, seed=seed, num_workers=int(cfg.hardware.num_workers))
     torch.manual_seed(seed)  # the initialisation depends on the seed alone, not on what the data loader drew
     model = build_model(cfg.model, input_shape=data.input_shape, num_classes=data.num_classes).to(device)
     acceleration = Acceleration.from_config(cfg.hardware, device, model)

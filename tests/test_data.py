@@ -352,6 +352,19 @@ def test_tinyimagenet_resize(tmp_path):
     assert bundle.test.take([1])[0].shape == (1, 3, 32, 32)
 
 
+@pytest.mark.parametrize("size", [64, 32])
+def test_tinyimagenet_in_memory_holds_the_pixels_the_files_give(tmp_path, size):
+    write_tiny_imagenet(tmp_path)
+    cfg = {"name": "tinyimagenet", "root": str(tmp_path), "download": False, "image_size": size}
+    files, memory = build_dataset(cfg, num_workers=0), build_dataset({**cfg, "in_memory": True}, num_workers=0)
+    assert memory.train.images.dtype == torch.uint8 and memory.input_shape == files.input_shape
+    for split in ("train", "test"):
+        (from_files, labels), (from_memory, same_labels) = whole_split(getattr(files, split)), whole_split(getattr(memory, split))
+        assert torch.equal(labels, same_labels)
+        assert torch.allclose(from_files, from_memory, atol=1e-5)
+    assert memory.train.augments and memory.train.take([0, 1], augment=True, generator=generator(0))[0].shape == (2, 3, size, size)
+
+
 def test_missing_tinyimagenet_message_shows_the_val_layout(tmp_path):
     with pytest.raises(DatasetNotFoundError) as err:
         build_dataset({"name": "tinyimagenet", "root": str(tmp_path), "download": False})

@@ -179,6 +179,12 @@ def build_tinyimagenet(cfg: DictConfig, seed: int, num_workers: int) -> DataBund
     T = transforms()
     size = cfg.image_size or 64
     resize = [T.Resize((size, size))] if size != 64 else []
+    if cfg.in_memory:
+        return DataBundle(
+            name="tinyimagenet", input_shape=(3, size, size), num_classes=len(wnids),
+            train=decoded(train, resize, num_workers, crop_padding=4 if cfg.augment else None),
+            test=decoded(test, resize, num_workers),
+        )
     eval_transform = normalised(*resize)
     train_transform = None
     if cfg.augment:
@@ -190,6 +196,21 @@ def build_tinyimagenet(cfg: DictConfig, seed: int, num_workers: int) -> DataBund
         train=ImageFileSource(train, eval_transform, train_transform, num_workers),
         test=ImageFileSource(test, eval_transform, num_workers=num_workers),
     )
+
+
+def decoded(samples: Sequence[Sample], resize: list, num_workers: int, crop_padding: Optional[int] = None):
+    """Every image of a split decoded once (in loader workers) into one uint8 [N, 3, H, W] tensor: the
+    same pixels ToTensor would give, times 255, with the same padded crop and flip made per batch."""
+    from .in_memory import InMemorySource
+
+    T = transforms()
+    to_uint8 = T.Compose([*resize, T.PILToTensor()])
+    loader = DataLoader(ImageFiles(samples, to_uint8), batch_sampler=[_keys(chunk, None) for chunk in
+                                                                      torch.arange(len(samples)).split(1024)],
+                        num_workers=num_workers)
+    images = torch.cat([batch for batch, _ in loader])
+    labels = torch.tensor([label for _, label in samples], dtype=torch.long)
+    return InMemorySource(images, labels, IMAGENET_MEAN, IMAGENET_STD, crop_padding)
 
 
 @register("imagenet", Native(channels=3, image_size=224, num_classes=1000, channel_options=(3,)))

@@ -32,4 +32,12 @@ class SyntheticConfig(DatasetConfig):
     num_test: int = 256
 
 
-DATASET_OPTIONS = {"base": DatasetConfig, "digits": DigitsConfig, "synthetic": SyntheticConfig}
+@dataclass
+class TinyImageNetConfig(DatasetConfig):
+    # Decode every image once into one uint8 tensor (1.2 GB at 64 px) and make batches from it, on the
+    # GPU when the data lives there. None = when hardware.data_on_device is on (CUDA).
+    in_memory: Optional[bool] = None
+
+
+DATASET_OPTIONS = {"base": DatasetConfig, "digits": DigitsConfig, "synthetic": SyntheticConfig,
+                   "tinyimagenet": TinyImageNetConfig}

@@ -30,6 +30,11 @@ def autocast_context(device: torch.device, precision: str):
     return contextlib.nullcontext()
 
 
+def wants_data_on_device(hardware, device: torch.device) -> bool:
+    """`hardware.data_on_device`, with null meaning: on CUDA."""
+    return device.type == "cuda" if hardware.data_on_device is None else bool(hardware.data_on_device)
+
+
 def has_convolutions(model: nn.Module) -> bool:
     return any(isinstance(module, nn.Conv2d) for module in model.modules())
 
@@ -48,13 +53,12 @@ class Acceleration:
     def from_config(cls, hardware, device: torch.device, model: nn.Module) -> "Acceleration":
         on_cuda = device.type == "cuda"
         channels_last = hardware.channels_last
-        data_on_device = hardware.data_on_device
         return cls(
             device=device,
             precision=hardware.precision,
             channels_last=(on_cuda if channels_last is None else bool(channels_last)) and has_convolutions(model),
             compile_backend=hardware.compile_backend if hardware.compile else None,
-            data_on_device=on_cuda if data_on_device is None else bool(data_on_device),
+            data_on_device=wants_data_on_device(hardware, device),
         )
 
     def configure_backends(self, hardware) -> None:
