@@ -33,7 +33,7 @@ class HardwareConfig:
     cudnn_benchmark: bool = True  # cuDNN picks the fastest convolution kernels per shape (CUDA)
     compile: bool = False  # torch.compile the forward pass of training and evaluation
     compile_backend: str = "inductor"
-    data_on_device: Optional[bool] = None  # None = on CUDA: in-memory datasets live on the device
+    data_on_device: Optional[bool] = None  # None = on CUDA without a memory budget: in-memory datasets on the device
     memory_budget_mb: Optional[float] = None  # None = unlimited
     memory_margin_mb: float = 0.0  # added to every measured peak (allocator slack)
     num_workers: int = 2  # data-loader workers for on-disk image datasets

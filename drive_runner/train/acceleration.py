@@ -31,8 +31,11 @@ def autocast_context(device: torch.device, precision: str):
 
 
 def wants_data_on_device(hardware, device: torch.device) -> bool:
-    """`hardware.data_on_device`, with null meaning: on CUDA."""
-    return device.type == "cuda" if hardware.data_on_device is None else bool(hardware.data_on_device)
+    """`hardware.data_on_device`, with null meaning: on CUDA, unless a memory budget is set (the budget
+    caps the allocator for training, and a dataset on the device would count against it)."""
+    if hardware.data_on_device is None:
+        return device.type == "cuda" and hardware.memory_budget_mb is None
+    return bool(hardware.data_on_device)
 
 
 def has_convolutions(model: nn.Module) -> bool:
