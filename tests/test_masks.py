@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from drive_runner.errors import ConfigError, MaskError
-from drive_runner.pruning.masks import MaskEngine, find_prunable, keep_count, select_top
+from drive_runner.pruning.masks import DIRECT_SEARCH_MAX, SAMPLE_SIZE, MaskEngine, find_prunable, keep_count, select_top
 
 
 def mlp() -> nn.Module:
@@ -62,6 +62,78 @@ def test_ties_are_broken_reproducibly_by_seed_and_not_by_position():
     assert first[:500].sum() > 20 and first[500:].sum() > 20
 
 
+def reference_select(scores: dict, masks: dict, keep: int, generator: torch.Generator) -> dict:
+    """Brute force, for comparison: every score in float64, pruned ones at -inf, one full sort; the
+    entries tied at the cut taken in concatenation order and chosen by the generator's permutation."""
+    names = list(masks)
+    alive = torch.cat([masks[name].reshape(-1) for name in names])
+    values = torch.cat([scores[name].reshape(-1).double() for name in names]).masked_fill(~alive, float("-inf"))
+    kept = torch.zeros_like(alive)
+    if keep:
+        threshold = values[torch.sort(values, descending=True, stable=True).indices[keep - 1]]
+        kept = values > threshold
+        tied = (values == threshold).nonzero().squeeze(1)
+        kept[tied[torch.randperm(tied.numel(), generator=generator)[: keep - int(kept.sum())]]] = True
+    return dict(zip(names, (part.reshape(masks[name].shape) for name, part in zip(names, kept.split([masks[n].numel() for n in names])))))
+
+
+def random_case(generator: torch.Generator, sizes: list[int], kind: str, density: float):
+    scores, masks = {}, {}
+    for index, size in enumerate(sizes):
+        shape = (size // 4, 4) if index % 2 else (size,)
+        if kind == "continuous":
+            values = torch.rand(shape, generator=generator)
+        elif kind == "heavy ties":  # few distinct values: the cut falls inside a large tie
+            values = torch.randint(0, 4, shape, generator=generator).float()
+        else:  # "zeros and -inf": exact zeros, -inf on pruned entries, float32 beside float64
+            values = torch.rand(shape, generator=generator) * (torch.rand(shape, generator=generator) < 0.5)
+            values = values.double() if index % 2 else values
+        masks[f"t{index}"] = torch.rand(shape, generator=generator) < density
+        scores[f"t{index}"] = values.masked_fill(~masks[f"t{index}"], float("-inf")) if kind == "zeros and -inf" else values
+    return scores, masks
+
+
+@pytest.mark.parametrize("kind", ["continuous", "heavy ties", "zeros and -inf"])
+@pytest.mark.parametrize("total, density, keeps", [(3_000, 0.7, ((0, 0), (0, 1), (1 / 3, 0), (1, -7), (1, 0))),
+                                                   (3 * DIRECT_SEARCH_MAX // 2, 0.8, ((1 / 3, 0), (1, -7)))])
+def test_selection_equals_a_brute_force_sort_with_the_same_tie_breaking(kind, total, density, keeps):
+    # Small cases search every entry; the large one goes through the sampled bracket. Each keep is a
+    # (fraction of the survivors, offset) pair.
+    generator = torch.Generator().manual_seed(total + len(kind))
+    sizes = [total // 2, total // 4, total // 8, total // 8]
+    scores, masks = random_case(generator, sizes, kind, density)
+    remaining = sum(int(m.sum()) for m in masks.values())
+    assert (remaining > DIRECT_SEARCH_MAX) == (total > DIRECT_SEARCH_MAX)
+    for keep in [int(fraction * remaining) + offset for fraction, offset in keeps]:
+        new = select_top(scores, masks, keep, torch.Generator().manual_seed(keep))
+        expected = reference_select(scores, masks, keep, torch.Generator().manual_seed(keep))
+        assert all(torch.equal(new[name], expected[name]) for name in masks), keep
+        assert sum(int(m.sum()) for m in new.values()) == keep
+        assert all(not (new[name] & ~masks[name]).any() for name in masks)
+
+
+@pytest.mark.parametrize("sampled_value", [0.0, 3.0])
+def test_selection_is_exact_when_the_sample_misses_the_threshold(sampled_value):
+    # The bracket samples every stride-th entry; here those all hold one value far below (or above)
+    # every other score, so the bracket misses the threshold and has to be widened.
+    size = 2 * DIRECT_SEARCH_MAX
+    stride = size // SAMPLE_SIZE
+    values = 1.0 + torch.rand(size, generator=torch.Generator().manual_seed(0))
+    values[::stride] = sampled_value
+    scores, masks = {"a": values}, {"a": torch.ones(size, dtype=torch.bool)}
+    new = select_top(scores, masks, size // 2, torch.Generator().manual_seed(1))
+    assert torch.equal(new["a"], reference_select(scores, masks, size // 2, torch.Generator().manual_seed(1))["a"])
+
+
+def test_mixed_precision_scores_are_compared_without_rounding():
+    # 1 + 1e-12 is 1.0 in float32: a float32 comparison would tie the two tensors.
+    scores = {"fine": torch.full((10,), 1.0 + 1e-12, dtype=torch.float64), "coarse": torch.ones(10)}
+    masks = {name: torch.ones(10, dtype=torch.bool) for name in scores}
+    for seed in range(5):
+        new = select_top(scores, masks, 10, torch.Generator().manual_seed(seed))
+        assert new["fine"].all() and not new["coarse"].any()
+
+
 def test_masks_are_monotone_and_pruned_entries_never_return():
     engine = MaskEngine(mlp())
     previous = {k: v.clone() for k, v in engine.masks.items()}
@@ -75,10 +147,11 @@ def test_masks_are_monotone_and_pruned_entries_never_return():
     assert engine.survivors() == 45  # 900 * 0.05
 
 
-def test_non_finite_scores_abort_with_the_tensor_name():
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_non_finite_scores_abort_with_the_tensor_name(bad):
     engine = MaskEngine(mlp())
     scores = scores_like(engine)
-    scores["2.weight"][0, 0] = float("nan")
+    scores["2.weight"][0, 0] = bad
     with pytest.raises(MaskError, match="2.weight"):
         engine.prune_to_density(scores, 0.5)
 

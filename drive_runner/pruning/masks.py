@@ -13,6 +13,8 @@ bool-times-float product per step would cost as much as a small network's forwar
 
 from __future__ import annotations
 
+import functools
+import math
 import weakref
 from dataclasses import dataclass
 from typing import Iterable, Mapping
@@ -93,6 +95,12 @@ def keep_count(total: int, density: float) -> int:
     return int(round(total * density))
 
 
+# Above this many unpruned entries, a strided sample of them brackets the threshold, and the exact
+# k-th value search runs only on the entries inside the bracket.
+DIRECT_SEARCH_MAX = 1 << 18
+SAMPLE_SIZE = 1 << 16
+
+
 def select_top(
     scores: Mapping[str, torch.Tensor],
     masks: Mapping[str, torch.Tensor],
@@ -101,53 +109,105 @@ def select_top(
 ) -> dict[str, torch.Tensor]:
     """New masks keeping exactly `keep` of the currently unpruned entries, highest score first.
 
-    Already-pruned entries get score -inf, so they can never come back (monotone masks). Ties at the
-    cut are broken by a seeded random permutation of the tied entries (equivalent to "permute, then
-    stable sort"), found with a k-th value search instead of a full sort. Non-finite scores among
-    unpruned entries abort with the tensor's name, since a NaN ranking would silently decide the mask.
-    Selection runs on the CPU in float64, whatever the model's device and dtype.
+    Only unpruned entries are ranked, so pruned ones can never come back (monotone masks). Ties at
+    the cut are broken by a seeded random permutation of the tied entries, taken in the order of the
+    concatenated tensors (equivalent to "permute, then stable sort"). Non-finite scores among unpruned
+    entries abort with the tensor's name, since a NaN ranking would silently decide the mask.
+    Selection works tensor by tensor on the masks' device, in the scores' common dtype (float32 and
+    float64 scores are compared as float64); the exact k-th value search runs only on the entries
+    inside a bracket found from a sample, so no pass concatenates or sorts all the scores.
     """
     names = list(masks)
-    alive = torch.cat([masks[name].detach().reshape(-1).cpu() for name in names])
-    values = torch.cat([scores[name].detach().reshape(-1).cpu().to(torch.float64) for name in names])
-    broken = alive & ~torch.isfinite(values)
-    if broken.any():
-        name = names[_owner(masks, names, int(broken.nonzero()[0]))]
-        raise MaskError(f"non-finite pruning scores in {name} (NaN or inf); the scorer overflowed or diverged")
-    remaining = int(alive.sum())
+    dtype = _common_dtype([scores[name].dtype for name in names])
+    values = [scores[name].detach().to(masks[name].device, dtype).reshape(-1) for name in names]
+    alive = [masks[name].reshape(-1) for name in names]
+    for name, tensor_values, tensor_alive in zip(names, values, alive):
+        if not _finite_where_unpruned(tensor_values, tensor_alive):
+            raise MaskError(f"non-finite pruning scores in {name} (NaN or inf); the scorer overflowed or diverged")
+    remaining = sum(int(torch.count_nonzero(tensor_alive)) for tensor_alive in alive)
     if not 0 <= keep <= remaining:
         raise MaskError(f"cannot keep {keep} weights: only {remaining} survive (masks are monotone)")
 
-    kept = torch.zeros(values.numel(), dtype=torch.bool)
-    kept[_top_indices(values.masked_fill_(~alive, float("-inf")), keep, generator)] = True
-    new_masks, offset = {}, 0
-    for name in names:
-        mask = masks[name]
-        new_masks[name] = kept[offset : offset + mask.numel()].reshape(mask.shape).to(mask.device)
-        offset += mask.numel()
-    return new_masks
+    kept = _top_entries(values, alive, keep, remaining, generator) if keep else [torch.zeros_like(a) for a in alive]
+    return {name: tensor_kept.reshape(masks[name].shape) for name, tensor_kept in zip(names, kept)}
 
 
-def _owner(masks: Mapping[str, torch.Tensor], names: list[str], flat_index: int) -> int:
-    """Which tensor a position in the concatenation of all masks belongs to."""
+def _common_dtype(dtypes: list[torch.dtype]) -> torch.dtype:
+    """The dtype every score converts to exactly, so that mixed-precision scores rank correctly."""
+    if not dtypes or not all(dtype.is_floating_point for dtype in dtypes):
+        return torch.float64
+    return functools.reduce(torch.promote_types, dtypes)
+
+
+def _finite_where_unpruned(values: torch.Tensor, alive: torch.Tensor) -> bool:
+    """One reduction in the common case: a finite sum of all scores needs every score finite."""
+    return bool(torch.isfinite(values.sum())) or not bool((~torch.isfinite(values)).logical_and_(alive).any())
+
+
+def _top_entries(
+    values: list[torch.Tensor], alive: list[torch.Tensor], keep: int, remaining: int, generator: torch.Generator
+) -> list[torch.Tensor]:
+    """Per tensor, which entries are among the `keep` highest unpruned scores (flattened, 1 <= keep)."""
+    low, high = _bracket(values, alive, keep, remaining)
+    kept, inside = _split(values, alive, low, high)
+    above = sum(int(torch.count_nonzero(tensor_kept)) for tensor_kept in kept)
+    if not above < keep <= above + sum(positions.numel() for positions in inside):
+        # The sample missed the threshold: widen the bracket to the side it lies on.
+        low, high = (high, torch.full_like(high, float("inf"))) if above >= keep else (torch.full_like(low, float("-inf")), low)
+        kept, inside = _split(values, alive, low, high)
+        above = sum(int(torch.count_nonzero(tensor_kept)) for tensor_kept in kept)
+
+    device = low.device
+    candidates = torch.cat([v[positions].to(device) for v, positions in zip(values, inside)])
+    needed = keep - above
+    threshold = torch.kthvalue(candidates, candidates.numel() - needed + 1).values
+    chosen = candidates > threshold
+    tied = (candidates == threshold).nonzero().squeeze(1)
+    chosen[tied[torch.randperm(tied.numel(), generator=generator)[: needed - int(chosen.sum())].to(device)]] = True
     offset = 0
-    for index, name in enumerate(names):
-        offset += masks[name].numel()
-        if flat_index < offset:
-            return index
-    raise IndexError(flat_index)
+    for tensor_kept, positions in zip(kept, inside):
+        segment = chosen[offset : offset + positions.numel()].to(positions.device)
+        tensor_kept[positions[segment]] = True
+        offset += positions.numel()
+    return kept
 
 
-def _top_indices(values: torch.Tensor, keep: int, generator: torch.Generator) -> torch.Tensor:
-    """Indices of the `keep` largest values, ties at the threshold decided by a seeded permutation."""
-    if keep == 0:
-        return torch.empty(0, dtype=torch.long)
-    threshold = torch.kthvalue(values, values.numel() - keep + 1).values
-    above = (values > threshold).nonzero().squeeze(1)
-    tied = (values == threshold).nonzero().squeeze(1)
-    needed = keep - above.numel()
-    tied = tied[torch.randperm(tied.numel(), generator=generator)[:needed]]
-    return torch.cat([above, tied])
+def _bracket(
+    values: list[torch.Tensor], alive: list[torch.Tensor], keep: int, remaining: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Bounds that hold the keep-th largest unpruned score unless a strided sample of about SAMPLE_SIZE
+    unpruned scores is very unlucky: the sample values four standard deviations (plus a little) either
+    side of the rank where that score is expected. With few unpruned entries, the whole range."""
+    device, dtype = values[0].device, values[0].dtype
+    low = torch.tensor(float("-inf"), dtype=dtype, device=device)
+    high = torch.tensor(float("inf"), dtype=dtype, device=device)
+    if remaining <= DIRECT_SEARCH_MAX:
+        return low, high
+    stride = remaining // SAMPLE_SIZE
+    sample = torch.cat([v[::stride][a[::stride]].to(device) for v, a in zip(values, alive)])
+    sample = sample.sort(descending=True).values
+    size, fraction = sample.numel(), keep / remaining
+    margin = 4 * math.sqrt(size * fraction * (1 - fraction)) + 16
+    top_rank, bottom_rank = math.floor(fraction * size - margin), math.ceil(fraction * size + margin)
+    if top_rank >= 1:
+        high = sample[top_rank - 1]
+    if bottom_rank <= size:
+        low = sample[bottom_rank - 1]
+    return low, high
+
+
+def _split(
+    values: list[torch.Tensor], alive: list[torch.Tensor], low: torch.Tensor, high: torch.Tensor
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Per tensor: the unpruned entries above [low, high] (kept whatever the exact threshold), and the
+    positions of the unpruned entries inside it (the candidates for the exact search)."""
+    above, inside = [], []
+    for v, a in zip(values, alive):
+        over = (v > high.to(v.device)).logical_and_(a)
+        within = (v >= low.to(v.device)).logical_and_(a).logical_xor_(over)  # over lies within v >= low
+        above.append(over)
+        inside.append(within.nonzero().squeeze(1))
+    return above, inside
 
 
 class MaskEngine:
