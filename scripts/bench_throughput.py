@@ -90,7 +90,7 @@ def plain_epoch(model, optimizer, batches, device, precision: str) -> int:
         loss.backward()
         optimizer.step()
         seen, last = seen + len(targets), loss
-    float(last)  # wait for the device
+    float(last.detach())  # wait for the device
     return seen
 
 

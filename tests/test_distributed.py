@@ -125,3 +125,18 @@ def test_a_stopped_parallel_job_resumes_to_the_uninterrupted_result(tmp_path: Pa
     whole, again = read_json(tmp_path / "whole" / "summary.json"), read_json(run_dir / "summary.json")
     assert again["attempt"] == 2
     assert {k: v for k, v in again.items() if k not in VOLATILE} == {k: v for k, v in whole.items() if k not in VOLATILE}
+
+
+@pytest.mark.slow
+def test_a_slurm_style_job_with_two_tasks_is_one_data_parallel_run(tmp_path: Path):
+    """hydra/launcher=slurm_ddp's mechanism, on submitit's local executor: two tasks of one job."""
+    args = [*BASE, "method=snip", "trainer.epochs=2"]
+    result = run_cli("-m", "hydra/launcher=submitit_local", "hydra.launcher.tasks_per_node=2", *args,
+                     f"hydra.sweep.dir={tmp_path / 'sweep'}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (job_dir,) = [p for p in (tmp_path / "sweep").iterdir() if p.name.startswith("snip-")]
+    single = run_cli(*args, f"hydra.run.dir={tmp_path / 'one'}", cwd=tmp_path)
+    assert single.returncode == 0, single.stderr[-3000:]
+    assert all(torch.equal(a, b) for a, b in zip(masks(job_dir).values(), masks(tmp_path / "one").values()))
+    logs = sorted((tmp_path / "sweep" / ".submitit").glob("*/*_log.out"))
+    assert len(logs) == 2 and "pruned:" in logs[0].read_text() and "pruned:" not in logs[1].read_text()

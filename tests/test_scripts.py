@@ -39,3 +39,18 @@ def test_neuroflux_benchmark_prints_both_runs(overrides):
 def test_checkpoint_benchmark_prints_both_epoch_times_and_the_overhead():
     out = bench("bench_checkpoint.py", "model=lenet300", "trainer.epochs=1")
     assert out.count("s/epoch with the checkpoint") == 5 and "overhead" in out and "adds" in out and "state.pt" in out
+
+
+def test_throughput_benchmark_prints_every_row_and_both_goals():
+    out = bench("bench_throughput.py", "--models", "lenet5", "--images", "32", "--batch", "16", "--repeats", "1",
+                "--workers", "0")
+    for label in ("plain loop + DataLoader", "plain loop + in-memory source", "session, no masks",
+                  "session, 90% sparse", "+ channels_last", "+ bf16", "all tricks", "mask-engine overhead",
+                  "data path"):
+        assert label in out
+
+
+def test_gpu_checks_refuse_to_report_without_a_gpu():
+    result = subprocess.run([sys.executable, str(REPO / "scripts" / "gpu_checks.py")], capture_output=True, text=True,
+                            cwd=REPO, timeout=120, env={"CUDA_VISIBLE_DEVICES": "", "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 2 and "no CUDA device" in result.stdout

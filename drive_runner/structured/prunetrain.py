@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import torch
 
+from drive_runner import distributed
 from drive_runner.errors import ConfigError
 from drive_runner.pruning.masks import MaskEngine
 from drive_runner.pruning.methods import PruningContext, PruningMethod, register_method
@@ -87,7 +88,11 @@ class _GroupLassoAndReconfigure(TrainingCallback):
     def extra_loss(self, model, task_loss):
         group_penalty = penalty(self.layers)
         if self.strength is None:  # fixed once, from the first mini-batch (never re-tuned)
-            self.strength = strength_from_ratio(self.ratio, task_loss.item(), group_penalty.item())
+            # Under data parallelism the first batch's loss is the mean over every rank's shard, so every
+            # rank fixes the strength one process would.
+            (first_loss,) = distributed.all_sum([task_loss.item()])
+            first_loss /= distributed.current().size
+            self.strength = strength_from_ratio(self.ratio, first_loss, group_penalty.item())
             self.ctx.log("group_lasso", strength=self.strength, penalty_ratio=self.ratio)
         return self.strength * group_penalty
 
