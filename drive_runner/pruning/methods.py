@@ -219,6 +219,9 @@ class SynflowPruning(ScoredPruning):
     name = "synflow"
     default_schedule = "exponential"
 
+    def scorer_options(self) -> dict[str, Any]:
+        return {"dtype": self.cfg.dtype}
+
 
 def method_names() -> list[str]:
     return sorted(METHODS)

@@ -50,6 +50,7 @@ class ImpConfig(MethodConfig):
 @dataclass
 class SynflowConfig(MethodConfig):
     iterations: int = 100
+    dtype: str = "float32"  # float32 (each layer rescaled, exact where that keeps the ranking) | float64
 
 
 @dataclass

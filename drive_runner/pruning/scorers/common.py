@@ -24,6 +24,12 @@ def current_masks(model: nn.Module, names: list[str]) -> dict[str, torch.Tensor]
     return {name: buffers.get(f"{name}{MASK_SUFFIX}", torch.ones_like(params[name], dtype=torch.bool)) for name in names}
 
 
+def score_dtype(tensor: torch.Tensor) -> torch.dtype:
+    """The precision scores are computed in: the tensor's own, but never below float32 (bf16 or fp16
+    weights would tie many scores that float32 tells apart)."""
+    return torch.promote_types(tensor.dtype, torch.float32)
+
+
 def model_device(model: nn.Module) -> torch.device:
     return next(model.parameters()).device
 

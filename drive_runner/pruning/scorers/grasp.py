@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from drive_runner.pruning.scorers import register_scorer
-from drive_runner.pruning.scorers.common import batchnorm_mode, model_device, named_params
+from drive_runner.pruning.scorers.common import batchnorm_mode, model_device, named_params, score_dtype
 
 
 def hessian_gradient_product(model: nn.Module, names: list[str], batches, temperature: float = 200.0):
@@ -51,6 +51,6 @@ def grasp_scores(
                     module.weight.copy_(noise.to(module.weight) * std * (module.weight != 0))
     with batchnorm_mode(scored, bn_mode):
         _, hessian_grad = hessian_gradient_product(scored, names, batches, temperature)
-    z = [(p.detach() * h).double() for p, h in zip(named_params(scored, names), hessian_grad)]
-    norm = abs(float(sum(t.sum() for t in z))) + 1e-10
+    z = [p.detach().to(score_dtype(p)) * h for p, h in zip(named_params(scored, names), hessian_grad)]
+    norm = abs(float(sum(t.sum(dtype=torch.float64) for t in z))) + 1e-10
     return {name: t / norm for name, t in zip(names, z)}
