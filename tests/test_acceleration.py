@@ -78,3 +78,13 @@ def test_a_compiled_model_keeps_the_masks_that_change_while_it_trains(tmp_path):
     summary = run(quick_cfg(*CONV, "method=gmp", "trainer.epochs=2", *COMPILED), tmp_path / "compiled")
     assert summary["status"] == "completed"  # the pipeline verifies every masked weight is zero after training
     assert summary["achieved_sparsity"] == pytest.approx(0.9, abs=1e-3)
+
+
+@pytest.mark.slow
+def test_inductor_compiles_a_run_to_the_eager_result(tmp_path):
+    """The real compiler (a C++ toolchain on the CPU, Triton on a GPU); a minute of compiling."""
+    settings = [*CONV, "method=gmp", "trainer.epochs=2"]
+    eager = run(quick_cfg(*settings), tmp_path / "eager")
+    compiled = run(quick_cfg(*settings, "hardware.compile=true"), tmp_path / "inductor")
+    assert compiled["achieved_sparsity"] == eager["achieved_sparsity"]
+    assert abs(compiled["test_acc"] - eager["test_acc"]) <= 0.02
