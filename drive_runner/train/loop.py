@@ -165,6 +165,7 @@ class TrainingSession:
             "partial_epoch": self._partial_epoch(),
             "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
             "measured_peak_bytes": self.measured_peak_bytes,
+            "batch_size": self.batch_size, "lr_scale": self.lr_scale, "memory_static_bytes": self._memory_static,
         }
 
     def _partial_epoch(self) -> dict | None:
@@ -177,6 +178,8 @@ class TrainingSession:
 
     def load_state_dict(self, state: dict) -> None:
         """Continue a saved session on the same model (already loaded, masks included)."""
+        if "batch_size" in state:  # the batch may have grown during the run (PruneTrain's dynamic mini-batch)
+            self.set_batch_size(state["batch_size"], state["lr_scale"], state["memory_static_bytes"])
         self.epoch, self.step = int(state["epoch"]), int(state["step"])
         self.history = list(state["history"])
         self._partial = state["partial_epoch"]
@@ -197,6 +200,25 @@ class TrainingSession:
         for group in self.optimizer.param_groups:
             group["initial_lr"] = group["lr"]
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, factor, last_epoch=self.step - 1)
+
+    def set_batch_size(self, batch_size: int, lr_scale: float, memory_static_bytes: int | None = None) -> None:
+        """Train with another batch from the next epoch on (PruneTrain's dynamic mini-batch), between epochs
+        only. The optimizer and its state stay; the LR becomes cfg.lr x `lr_scale` x the schedule's factor.
+        `step` is renumbered to epoch x the new steps_per_epoch, so step // steps_per_epoch is still the
+        epoch and the per-step schedule stays in epochs: the next epoch's LR is the recipe's for that epoch
+        times the new scale. `memory_static_bytes` replaces the static part of the measured peak."""
+        if self.step != self.epoch * self.steps_per_epoch:
+            raise RuntimeError(f"the batch size changes only between epochs (step {self.step}, epoch {self.epoch})")
+        self.batch_size, self.lr_scale = int(batch_size), float(lr_scale)
+        self._drop_last = self.world.parallel and 0 < self.data.train.num_samples % self.batch_size < self.world.size
+        self.steps_per_epoch = max(self.data.train.num_batches(self.batch_size, self._drop_last), 1)
+        self.step = self.epoch * self.steps_per_epoch
+        if memory_static_bytes is not None:
+            self._memory_static = memory_static_bytes
+        for group in self.optimizer.param_groups:
+            group["initial_lr"] = self.cfg.lr * self.lr_scale
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_factor(self.cfg, self.steps_per_epoch),
+                                                           last_epoch=self.step - 1)
 
     def epoch_generator(self, epoch: int) -> torch.Generator:
         """Shuffling and augmentation randomness of an epoch depend only on (seed, epoch), so
