@@ -1,6 +1,7 @@
 """Measured training memory and hardware.memory_budget_mb for backprop (docs/neuroflux.md)."""
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -8,7 +9,7 @@ from torch import nn
 
 from drive_runner.errors import ConfigError
 from drive_runner.memory.accounting import MB, fit_memory_model, saved_bytes_of_step, static_bytes
-from drive_runner.memory.budget import choose_batch_size
+from drive_runner.memory.budget import choose_batch_size, grown_batch_size
 from drive_runner.models import build_model
 from drive_runner.pipeline import run
 from tests.conftest import quick_cfg, run_cli
@@ -114,3 +115,38 @@ def test_memory_profile_command_prints_layers_and_the_largest_batch(tmp_path: Pa
                              "hardware.memory_budget_mb=12"], capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "layer1.0.conv1" in result.stdout and "largest power-of-two batch within 12 MB" in result.stdout
+
+
+def conv_pair(width: int) -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(1, width, 3, padding=1, bias=False), nn.ReLU(),
+                         nn.Conv2d(width, 8, 3, padding=1, bias=False), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                         nn.Flatten(), nn.Linear(8, 10))
+
+
+def test_a_model_that_shrank_gets_the_largest_measured_batch_within_the_budget_and_the_bound():
+    """PruneTrain's dynamic mini-batch: the same budget, a narrower model, a larger batch, the LR scale
+    linear in it from the run's start (batch 32 at lr x 0.5)."""
+    cfg = quick_cfg("trainer.batch_size=auto")
+    shape, cpu = (1, 8, 8), torch.device("cpu")
+    wide = fit_memory_model(conv_pair(32), shape, 10, optimizer_state_slots=1, device=cpu)
+    budget_mb = (wide.peak(32) + wide.peak(64)) / 2 / MB
+    hardware = SimpleNamespace(memory_budget_mb=budget_mb, memory_margin_mb=0.0)
+    narrow = conv_pair(8)
+
+    def grow(trainer=cfg.trainer, current=32, max_batch=4 * 32):
+        return grown_batch_size(narrow, shape, 10, 1437, trainer, hardware, cpu, current=current, start_batch=32,
+                                start_lr_scale=0.5, max_batch=max_batch)
+
+    def fits(batch: int, memory) -> bool:
+        saved, _ = saved_bytes_of_step(narrow, torch.randn(batch, *shape), torch.zeros(batch, dtype=torch.long))
+        return memory.static + saved <= budget_mb * MB
+
+    choice = grow(max_batch=1024)
+    assert choice.batch_size > 32 and fits(choice.batch_size, choice.memory) and not fits(2 * choice.batch_size, choice.memory)
+    assert choice.lr_scale == pytest.approx(0.5 * choice.batch_size / 32)
+    assert grow(max_batch=choice.batch_size // 2).batch_size == choice.batch_size // 2  # the bound holds
+    assert grow(max_batch=48).batch_size == 32  # no power of two between 32 and 48: the batch stays
+    assert grow(current=4 * choice.batch_size, max_batch=8 * choice.batch_size).batch_size == 4 * choice.batch_size  # never shrinks
+    unscaled = quick_cfg("trainer.batch_size=auto", "trainer.lr_scaling=none").trainer
+    assert grow(trainer=unscaled, max_batch=1024).lr_scale == 0.5

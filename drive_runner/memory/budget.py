@@ -5,6 +5,7 @@ taken, and the learning rate is scaled linearly from the recipe's reference batc
 An explicit batch that does not fit, or a model that does not fit even with batch 1, stops the run
 before training with the need and the budget. On CUDA the budget is also enforced on the allocator
 (`torch.cuda.set_per_process_memory_fraction`, which covers the caching allocator, not the CUDA context).
+When PruneTrain has shrunk the model, `grown_batch_size` picks its next interval's batch the same way.
 """
 
 from __future__ import annotations
@@ -101,6 +102,27 @@ def choose_batch_size(
     largest = _largest_measured_fit(model, input_shape, num_classes, memory, budget_mb * MB, cap, device)
     scale = largest / trainer_cfg.lr_reference_batch if trainer_cfg.lr_scaling == "linear" else 1.0
     return BatchChoice(largest, scale, memory)
+
+
+def grown_batch_size(
+    model: nn.Module, input_shape: tuple[int, ...], num_classes: int, num_train: int, trainer_cfg, hardware,
+    device: torch.device, *, current: int, start_batch: int, start_lr_scale: float, max_batch: int,
+) -> BatchChoice:
+    """The batch a model that has shrunk trains with under the same budget (PruneTrain's dynamic
+    mini-batch): the largest power of two whose measured step fits, as for batch_size=auto, but never
+    below `current` (a smaller model fits at least the batch it had) and never above `max_batch`; the LR
+    scale grows with it linearly from the run's starting batch and scale (`trainer.lr_scaling`). The
+    probes' random inputs leave the run's random streams where they were."""
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        memory = measure(model, input_shape, num_classes, trainer_cfg, hardware, device)
+        cap = min(max_batch, num_train, MAX_BATCH)
+        largest = current
+        if cap > current:
+            largest = _largest_measured_fit(model, input_shape, num_classes, memory,
+                                            hardware.memory_budget_mb * MB, cap, device)
+    batch = max(current, largest)
+    scale = start_lr_scale * batch / start_batch if trainer_cfg.lr_scaling == "linear" else start_lr_scale
+    return BatchChoice(batch, scale, memory)
 
 
 def _largest_measured_fit(model, input_shape, num_classes, memory: MemoryModel, budget: float, cap: int, device) -> int:
