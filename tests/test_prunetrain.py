@@ -2,22 +2,29 @@
 checkpoints of a shrunken model (docs/prunetrain.md)."""
 
 import copy
+import json
 import math
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
 from torch import nn
 
 from drive_runner.checkpoint import checkpoint_payload, load_checkpoint
+from drive_runner.data import build_dataset
 from drive_runner.errors import ConfigError
+from drive_runner.memory.accounting import MB
+from drive_runner.memory.budget import choose_batch_size, measure
 from drive_runner.models import build_model
 from drive_runner.pipeline import run
 from drive_runner.pruning.masks import MaskEngine
 from drive_runner.structured import architecture
 from drive_runner.structured.group_lasso import grouped_layers, penalty
+from drive_runner.structured.prunetrain import _GroupLassoAndReconfigure
 from drive_runner.structured.reconfigure import _dependency_graph, reconfigure
 from drive_runner.train.flops import training_flops
+from drive_runner.train.loop import TrainingCallback, TrainingSession
 from drive_runner.validation import validate
 from tests.conftest import quick_cfg
 
@@ -214,10 +221,11 @@ def test_training_flops_follow_the_cost_model():
 
 @pytest.mark.parametrize("override, key", [("method.penalty_ratio=1.0", "method.penalty_ratio"),
                                            ("method.penalty_ratio=0", "method.penalty_ratio"),
-                                           ("method.interval=0", "method.interval")])
+                                           ("method.interval=0", "method.interval"),
+                                           ("method.max_batch_size=16", "method.max_batch_size")])
 def test_bad_knobs_are_refused(override, key):
     with pytest.raises(ConfigError) as error:
-        validate(quick_cfg("method=prunetrain", override))
+        validate(quick_cfg("method=prunetrain", "method.interval=1", override))
     assert error.value.key == key
 
 
@@ -256,3 +264,152 @@ def test_a_short_run_that_removes_nothing_says_why(tmp_path: Path, capsys):
                             "method.interval=1"), tmp_path)
     assert summary["flops_reduction"] == 0.0 and summary["penalty_budget"] > 0
     assert "PruneTrain removed no channel" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- the dynamic mini-batch
+def dying_convnet() -> nn.Module:
+    """Two bias-free convs on 1-channel 8x8 digits where 24 of conv 0's 32 filters and conv 2's slices
+    reading them are exactly zero: no gradient ever reaches them, so the first reconfiguration removes
+    them whatever the training does, and the activation memory per sample drops by about half."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 32, 3, padding=1, bias=False), nn.ReLU(),
+                          nn.Conv2d(32, 8, 3, padding=1, bias=False), nn.ReLU(),
+                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10))
+    model.classifier_name = "6"
+    with torch.no_grad():
+        model[0].weight[:24] = 0
+        model[2].weight[:, :24] = 0
+    return model
+
+
+def dynamic_run(budget: str | None, *overrides: str, watch=None):
+    """Two epochs of PruneTrain on `dying_convnet` with a reconfiguration after each (cosine LR over the two
+    epochs): the session, the callback, every logged event and the budget in MB. `budget` is "tight"
+    (batch 32 fits the full model, 64 does not) or None."""
+    cfg = quick_cfg("method=prunetrain", "trainer.epochs=2", "method.interval=1", "trainer.lr_schedule=cosine",
+                    "trainer.batch_size=auto" if budget else "trainer.batch_size=32", *overrides)
+    data = build_dataset(cfg.dataset, seed=0)
+    model, device = dying_convnet(), torch.device("cpu")
+    budget_mb = None
+    if budget:
+        memory = measure(model, data.input_shape, data.num_classes, cfg.trainer, cfg.hardware, device)
+        budget_mb = (memory.peak(32) + memory.peak(64)) / 2 / MB
+    hardware = SimpleNamespace(memory_budget_mb=budget_mb, memory_margin_mb=0.0)
+    start = choose_batch_size(model, data.input_shape, data.num_classes, data.train.num_samples, cfg.trainer,
+                              hardware, device) if budget else SimpleNamespace(batch_size=32, lr_scale=1.0, memory=None)
+    engine = MaskEngine(model)
+    session = TrainingSession(model, data, cfg.trainer, device=device, precision="fp32", seed=0, engine=engine,
+                              batch_size=start.batch_size, lr_scale=start.lr_scale,
+                              memory_static_bytes=start.memory.static if start.memory else None)
+    events = []
+    ctx = SimpleNamespace(model=model, engine=engine, input_shape=data.input_shape, num_classes=data.num_classes,
+                          device=device, session=session, log=lambda event, **fields: events.append((event, fields)),
+                          warn=lambda message: None)
+    callback = _GroupLassoAndReconfigure(ctx, cfg.method, hardware)
+    session.callbacks = [callback, *([watch] if watch else [])]
+    session.train_until(2, "train")
+    return SimpleNamespace(cfg=cfg, data=data, session=session, callback=callback, events=events, budget_mb=budget_mb,
+                           start=start, ctx=ctx)
+
+
+@pytest.fixture(scope="module")
+def grown():
+    """The tight-budget run, with the training state as it was saved at the end of epoch 1."""
+    class SaveAfterEpoch1(TrainingCallback):
+        def on_epoch_end(self, session, metrics):
+            if session.epoch == 1:
+                self.saved = copy.deepcopy({"model": session.model, "session": session.state_dict(),
+                                            "method": callback_of(session).state_dict()})
+
+    watch = SaveAfterEpoch1()
+    result = dynamic_run("tight", watch=watch)
+    result.saved = watch.saved
+    return result
+
+
+def callback_of(session):
+    return next(c for c in session.callbacks if isinstance(c, _GroupLassoAndReconfigure))
+
+
+def test_under_a_budget_the_batch_grows_after_a_shrinking_reconfiguration_with_the_lr(grown):
+    session, cfg = grown.session, grown.cfg
+    first, second = session.history
+    assert grown.start.batch_size == 32 and first["batch_size"] == 32  # what the full model fits
+    assert first["channels"]["0"] == 32 and second["channels"]["0"] == 8
+    # The smaller model fits 64 (measured), 128 is over the budget: the largest power of two that fits.
+    assert second["batch_size"] == 64
+    reconfigured = [fields for event, fields in grown.events if event == "reconfigure"]
+    assert reconfigured[0]["batch_size"] == 64 and reconfigured[0]["removed_channels"] == 24
+    # Linear in the batch from the start: 32 at lr x 32/64 (the recipe's reference batch), then 64 at lr x 1.
+    assert reconfigured[0]["lr_scale"] == pytest.approx(grown.start.lr_scale * 2) == pytest.approx(1.0)
+    # The schedule stays in epochs: epoch 2 starts half-way down the 2-epoch cosine, at the new scale.
+    assert first["lr"] == pytest.approx(cfg.trainer.lr * 0.5)
+    assert second["lr"] == pytest.approx(cfg.trainer.lr * 1.0 * 0.5)
+    assert session.steps_per_epoch == math.ceil(grown.data.train.num_samples / 64)
+    assert session.step == 2 * session.steps_per_epoch and session.epoch == 2
+    assert session.measured_peak_bytes <= grown.budget_mb * MB
+    history = grown.callback.summary()["dynamic_batch"]["history"]
+    assert [(h["from_epoch"], h["batch_size"]) for h in history] == [(1, 32), (2, 64)]
+    assert history[1]["model_peak_mb"] <= grown.budget_mb
+    # No growth after the last epoch: nothing is left to train with it.
+    assert reconfigured[1]["batch_size"] == 64 and len(history) == 2
+
+
+def test_the_growth_stops_at_method_max_batch_size():
+    bounded = dynamic_run("tight", "method.max_batch_size=48")
+    assert [h["batch_size"] for h in bounded.session.history] == [32, 32]  # the next power of two is 64 > 48
+    assert bounded.callback.summary()["dynamic_batch"]["max_batch"] == 48
+
+
+@pytest.mark.parametrize("budget, overrides", [(None, ()), ("tight", ("method.dynamic_batch=false",))])
+def test_without_a_budget_or_with_the_switch_off_the_batch_never_changes(budget, overrides):
+    fixed = dynamic_run(budget, *overrides)
+    assert fixed.session.batch_size == fixed.start.batch_size == 32 and fixed.session.lr_scale == fixed.start.lr_scale
+    assert all("batch_size" not in epoch for epoch in fixed.session.history)
+    assert all("batch_size" not in fields for event, fields in fixed.events if event == "reconfigure")
+    assert "dynamic_batch" not in fixed.callback.summary()
+    assert fixed.session.history[0]["channels"]["0"] == 32 and fixed.session.history[1]["channels"]["0"] == 8
+
+
+def test_a_resume_after_the_batch_grew_continues_with_the_grown_batch(grown):
+    """The state saved at the end of epoch 1 (the model already shrunk, the batch grown) loaded into a new
+    session that starts like the run did, at batch 32: epoch 2 trains with 64 at the grown LR and ends
+    where the uninterrupted run ended."""
+    saved, cfg = grown.saved, grown.cfg
+    model = saved["model"]
+    engine = MaskEngine(model)
+    session = TrainingSession(model, grown.data, cfg.trainer, device=torch.device("cpu"), precision="fp32", seed=0,
+                              engine=engine, batch_size=grown.start.batch_size, lr_scale=grown.start.lr_scale,
+                              memory_static_bytes=grown.start.memory.static)
+    session.load_state_dict(saved["session"])
+    assert (session.batch_size, session.lr_scale, session.epoch) == (64, 1.0, 1)
+    assert session.step == session.steps_per_epoch == math.ceil(grown.data.train.num_samples / 64)
+    ctx = SimpleNamespace(**{**vars(grown.ctx), "model": model, "engine": engine, "session": session})
+    callback = _GroupLassoAndReconfigure(ctx, cfg.method, SimpleNamespace(memory_budget_mb=grown.budget_mb,
+                                                                          memory_margin_mb=0.0))
+    callback.load_state_dict(saved["method"])
+    session.callbacks = [callback]
+    session.train_until(2, "train")
+    uninterrupted = grown.session
+    assert session.history[-1]["batch_size"] == 64 and session.history[-1]["lr"] == uninterrupted.history[-1]["lr"]
+    assert session.step == uninterrupted.step
+    for (name, mine), (_, theirs) in zip(model.state_dict().items(), uninterrupted.model.state_dict().items()):
+        assert torch.equal(mine, theirs), name
+    assert callback.summary()["dynamic_batch"] == grown.callback.summary()["dynamic_batch"]
+
+
+def test_a_budgeted_run_reports_the_batch_per_interval(tmp_path: Path):
+    """The pipeline hands the budget to PruneTrain: LeNet-300-100 on 8x8 digits under a budget that fits
+    batch 32 and not 64; every group starts under a threshold of 0.2, so the first reconfiguration removes
+    most units and the batch grows to the bound, 4 x 32."""
+    summary = run(quick_cfg("method=prunetrain", "trainer.epochs=2", "method.interval=1", "method.penalty_ratio=0.9",
+                            "method.threshold=0.2",
+                            "trainer.batch_size=auto", "hardware.memory_budget_mb=0.714"), tmp_path)
+    memory, dynamic = summary["memory"], summary["dynamic_batch"]
+    assert memory["batch_size"] == 32 and memory["within_budget"] and memory["measured_peak_mb"] <= 0.714
+    assert (dynamic["start_batch"], dynamic["max_batch"], dynamic["final_batch"]) == (32, 128, 128)
+    assert [(h["batch_size"], h["lr_scale"]) for h in dynamic["history"]] == [(32, 0.5), (128, 2.0)]
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [(r["batch_size"], r["lr"]) for r in rows if r["event"] == "epoch"] == [(32, 0.05), (128, 0.2)]
+    assert [(r["epoch"], r["batch_size"], r["lr_scale"]) for r in rows if r["event"] == "reconfigure"] == \
+        [(1, 128, 2.0), (2, 128, 2.0)]

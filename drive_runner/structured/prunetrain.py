@@ -1,5 +1,6 @@
 """PruneTrain as a method: the group-lasso penalty is added to every training step, and every `interval`
-epochs the network is rebuilt without its dead channels (docs/prunetrain.md)."""
+epochs the network is rebuilt without its dead channels; under a memory budget the batch then grows to
+what the smaller model fits (docs/prunetrain.md)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from drive_runner.errors import ConfigError
 from drive_runner.pruning.masks import MaskEngine
 from drive_runner.pruning.methods import PruningContext, PruningMethod, register_method
 from drive_runner.structured.architecture import output_widths
+from drive_runner.structured.dynamic_batch import DynamicBatch
 from drive_runner.structured.group_lasso import grouped_layers, penalty, strength_from_ratio
 from drive_runner.structured.reconfigure import reconfigure
 from drive_runner.train.flops import total_flops, training_flops
@@ -33,15 +35,22 @@ class PruneTrain(PruningMethod):
         if int(cfg.trainer.epochs) < self.cfg.interval:
             raise ConfigError("trainer.epochs", f"prunetrain removes channels every method.interval={self.cfg.interval} "
                                                 f"epochs of training; trainer.epochs={cfg.trainer.epochs} never gets there")
+        largest = self.cfg.max_batch_size
+        if largest is not None and (largest < 1 or (cfg.trainer.batch_size != "auto"
+                                                    and largest < int(cfg.trainer.batch_size))):
+            raise ConfigError("method.max_batch_size", f"bounds the batch's growth, so it must be null or at least "
+                                                       f"trainer.batch_size ({cfg.trainer.batch_size}); got {largest}")
 
     def expected_survivors(self, engine: MaskEngine, density: float) -> int:
         return engine.total()  # no masks: pruned channels leave the model instead
 
     _tracker: "_GroupLassoAndReconfigure | None" = None
     _saved: dict | None = None
+    # The run's hardware config, handed over by the pipeline: its memory budget drives the dynamic mini-batch.
+    hardware = None
 
     def training_callbacks(self, ctx: PruningContext) -> list:
-        self._tracker = _GroupLassoAndReconfigure(ctx, self.cfg)
+        self._tracker = _GroupLassoAndReconfigure(ctx, self.cfg, self.hardware)
         if self._saved:
             self._tracker.load_state_dict(self._saved)
         return [self._tracker]
@@ -57,7 +66,7 @@ class PruneTrain(PruningMethod):
 
 
 class _GroupLassoAndReconfigure(TrainingCallback):
-    def __init__(self, ctx: PruningContext, cfg):
+    def __init__(self, ctx: PruningContext, cfg, hardware=None):
         self.ctx = ctx
         self.ratio = float(cfg.penalty_ratio)
         self.threshold = float(cfg.threshold)
@@ -73,17 +82,25 @@ class _GroupLassoAndReconfigure(TrainingCallback):
         # How far the penalty alone could have moved a group norm: sum over steps of lr * lambda / (1 - momentum).
         self.penalty_budget = 0.0
         self.median_group_norm = float(_median_filter_norm(self.layers))
+        # PruneTrain's dynamic mini-batch: only with a memory budget (and method.dynamic_batch on).
+        budget = getattr(hardware, "memory_budget_mb", None)
+        self.batch = DynamicBatch(ctx, hardware, cfg.max_batch_size) if budget is not None and cfg.dynamic_batch else None
 
     # What the run has measured so far; everything else follows from the model and the config.
     _STATE = ("strength", "initial_widths", "initial_flops", "flops", "initial_inference_flops", "epoch_flops",
               "epoch_times", "reconfigurations", "penalty_budget", "median_group_norm")
 
     def state_dict(self) -> dict:
-        return {name: getattr(self, name) for name in self._STATE}
+        state = {name: getattr(self, name) for name in self._STATE}
+        if self.batch is not None:
+            state["dynamic_batch"] = self.batch.state_dict()
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         for name in self._STATE:
             setattr(self, name, state[name])
+        if self.batch is not None and "dynamic_batch" in state:
+            self.batch.load_state_dict(state["dynamic_batch"])
 
     def extra_loss(self, model, task_loss):
         group_penalty = penalty(self.layers)
@@ -105,6 +122,8 @@ class _GroupLassoAndReconfigure(TrainingCallback):
         metrics["train_flops_per_sample"] = self.flops  # of the architecture this epoch trained
         metrics["params"] = sum(p.numel() for p in model.parameters())
         metrics["channels"] = output_widths(model)
+        if self.batch is not None:
+            metrics["batch_size"] = session.batch_size  # the batch this epoch trained with
         self.epoch_flops.append(self.flops)
         self.epoch_times.append(metrics["epoch_time_s"])
         if session.epoch % self.interval == 0:
@@ -120,6 +139,8 @@ class _GroupLassoAndReconfigure(TrainingCallback):
             session.reset_optimizer()  # same LR schedule position, new parameter objects
             session.optimizer.state.update(report.optimizer_state)
             self.flops = training_flops(model, self.ctx.input_shape)
+            if self.batch is not None and session.epoch < int(session.cfg.epochs):  # epochs left to train
+                self.batch.refit(session)
         event = {
             "epoch": session.epoch,
             "removed_channels": sum(report.removed_channels.values()),
@@ -127,6 +148,8 @@ class _GroupLassoAndReconfigure(TrainingCallback):
             "params": sum(p.numel() for p in model.parameters()),
             "train_flops_per_sample": self.flops,
         }
+        if self.batch is not None:  # what the next interval trains with
+            event.update(batch_size=session.batch_size, lr_scale=session.lr_scale)
         self.reconfigurations.append(event)
         self.ctx.log("reconfigure", **event)
 
@@ -140,7 +163,9 @@ class _GroupLassoAndReconfigure(TrainingCallback):
                 "(the paper trains 182 CIFAR epochs of 391 steps; on digits use recipe=prunetrain_digits). A larger "
                 "method.penalty_ratio shrinks every BN-normalised filter together and costs accuracy first."
             )
+        extras = {"dynamic_batch": self.batch.summary()} if self.batch is not None else {}
         return {
+            **extras,
             "group_lasso_strength": self.strength,
             "penalty_budget": self.penalty_budget,
             # Final vs initial per-sample training FLOPs (the final architecture's cost).
