@@ -11,6 +11,10 @@ epochs on shared cores vary by 10-20%), and the accuracy difference.
 
 The default recipe is `prunetrain_digits` (200 epochs): on the 30-epoch digits recipe the penalty has too
 few steps to bring any channel under the threshold, and the benchmark would only measure noise.
+
+With a memory budget (`hardware.memory_budget_mb=B trainer.batch_size=auto`) both runs start from the batch
+that fits; PruneTrain's batch grows after each reconfiguration that frees memory (the dynamic mini-batch),
+and the table gets its batch per epoch, the summary its batch per interval.
 """
 
 from __future__ import annotations
@@ -54,12 +58,13 @@ def main(overrides: list[str]) -> None:
 
     input_shape, num_classes = describe(dense_cfg.dataset)
     dense_flops = training_flops(build_model(dense_cfg.model, input_shape, num_classes), input_shape)
+    dynamic = pruned.get("dynamic_batch")  # only under a memory budget
     print(f"\n{'epoch':>5} | {'dense s':>8} {'dense MFLOPs':>12} {'dense acc':>9} | "
-          f"{'PT s':>8} {'PT MFLOPs':>10} {'PT acc':>7} {'PT channels':>11}")
+          f"{'PT s':>8} {'PT MFLOPs':>10} {'PT acc':>7} {'PT channels':>11}" + (f" {'PT batch':>8}" if dynamic else ""))
     for d, p in zip(dense_epochs, pruned_epochs):
         print(f"{d['epoch']:>5} | {d['epoch_time_s']:>8.2f} {dense_flops / 1e6:>12.1f} {d.get('test_top1', float('nan')):>9.4f} | "
               f"{p['epoch_time_s']:>8.2f} {p['train_flops_per_sample'] / 1e6:>10.1f} {p.get('test_top1', float('nan')):>7.4f} "
-              f"{sum(p['channels'].values()):>11}")
+              f"{sum(p['channels'].values()):>11}" + (f" {p['batch_size']:>8}" if dynamic else ""))
 
     dense_times = [e["epoch_time_s"] for e in dense_epochs]
     pruned_times = [e["epoch_time_s"] for e in pruned_epochs]
@@ -79,6 +84,12 @@ def main(overrides: list[str]) -> None:
           f"PruneTrain last vs dense last {fmean(pruned_times[-window:]) / fmean(dense_times[-window:]) - 1:+.1%}; "
           f"dense last vs first {fmean(dense_times[-window:]) / fmean(dense_times[:window]) - 1:+.1%}")
     print(f"total training time: dense {dense['timings_s']['train']:.1f} s, PruneTrain {pruned['timings_s']['train']:.1f} s")
+    if dynamic:
+        intervals = ", ".join(f"{h['batch_size']} (lr x {h['lr_scale']:g}) from epoch {h['from_epoch']}"
+                              for h in dynamic["history"])
+        memory = pruned["memory"]
+        print(f"PruneTrain batch   : {intervals}; at most {dynamic['max_batch']}; measured peak "
+              f"{memory['measured_peak_mb']:.1f} MB of {memory['budget_mb']:g} MB")
 
 
 if __name__ == "__main__":
