@@ -143,9 +143,7 @@ class TrainingSession:
         self.at_boundary = at_boundary
         self.batch_size = int(batch_size or trainer_cfg.batch_size)
         self.lr_scale = lr_scale
-        # Under data parallelism a last batch with fewer samples than ranks would leave a rank empty-handed.
-        self._drop_last = self.world.parallel and 0 < data.train.num_samples % self.batch_size < self.world.size
-        self.steps_per_epoch = max(data.train.num_batches(self.batch_size, self._drop_last), 1)
+        self._count_steps_per_epoch()
         # With a memory budget, every step's saved tensors are counted: the measured peak of the run.
         self._memory_static = memory_static_bytes
         self._meter = SavedTensorMeter([model]) if memory_static_bytes is not None else None
@@ -210,8 +208,7 @@ class TrainingSession:
         if self.step != self.epoch * self.steps_per_epoch:
             raise RuntimeError(f"the batch size changes only between epochs (step {self.step}, epoch {self.epoch})")
         self.batch_size, self.lr_scale = int(batch_size), float(lr_scale)
-        self._drop_last = self.world.parallel and 0 < self.data.train.num_samples % self.batch_size < self.world.size
-        self.steps_per_epoch = max(self.data.train.num_batches(self.batch_size, self._drop_last), 1)
+        self._count_steps_per_epoch()
         self.step = self.epoch * self.steps_per_epoch
         if memory_static_bytes is not None:
             self._memory_static = memory_static_bytes
@@ -219,6 +216,13 @@ class TrainingSession:
             group["initial_lr"] = self.cfg.lr * self.lr_scale
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_factor(self.cfg, self.steps_per_epoch),
                                                            last_epoch=self.step - 1)
+
+    def _count_steps_per_epoch(self) -> None:
+        """Batches per epoch at the current batch size. Under data parallelism a last batch with fewer
+        samples than ranks is dropped: it would leave a rank with nothing to train on."""
+        samples = self.data.train.num_samples
+        self._drop_last = self.world.parallel and 0 < samples % self.batch_size < self.world.size
+        self.steps_per_epoch = max(self.data.train.num_batches(self.batch_size, self._drop_last), 1)
 
     def epoch_generator(self, epoch: int) -> torch.Generator:
         """Shuffling and augmentation randomness of an epoch depend only on (seed, epoch), so
