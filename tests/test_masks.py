@@ -95,10 +95,11 @@ def random_case(generator: torch.Generator, sizes: list[int], kind: str, density
 
 @pytest.mark.parametrize("kind", ["continuous", "heavy ties", "zeros and -inf"])
 @pytest.mark.parametrize("total, density, keeps", [(3_000, 0.7, ((0, 0), (0, 1), (1 / 3, 0), (1, -7), (1, 0))),
+                                                   (40_000, 0.03, ((0, 1), (1 / 3, 0), (1, -7), (1, 0))),
                                                    (3 * DIRECT_SEARCH_MAX // 2, 0.8, ((1 / 3, 0), (1, -7)))])
 def test_selection_equals_a_brute_force_sort_with_the_same_tie_breaking(kind, total, density, keeps):
-    # Small cases search every entry; the large one goes through the sampled bracket. Each keep is a
-    # (fraction of the survivors, offset) pair.
+    # Small cases search every entry, the large one goes through the sampled bracket; sparse masks are
+    # read and written differently from dense ones. Each keep is a (fraction of the survivors, offset) pair.
     generator = torch.Generator().manual_seed(total + len(kind))
     sizes = [total // 2, total // 4, total // 8, total // 8]
     scores, masks = random_case(generator, sizes, kind, density)
@@ -123,6 +124,16 @@ def test_selection_is_exact_when_the_sample_misses_the_threshold(sampled_value):
     scores, masks = {"a": values}, {"a": torch.ones(size, dtype=torch.bool)}
     new = select_top(scores, masks, size // 2, torch.Generator().manual_seed(1))
     assert torch.equal(new["a"], reference_select(scores, masks, size // 2, torch.Generator().manual_seed(1))["a"])
+
+
+def test_selection_reads_masks_that_start_anywhere_in_their_storage():
+    # A sparse bool mask is read as 64-bit words, which needs an aligned start; a view that starts at
+    # an odd offset is read entry by entry instead.
+    storage = torch.zeros(1001, dtype=torch.bool)
+    storage[1::37] = True
+    scores, masks = {"a": torch.rand(1000, generator=torch.Generator().manual_seed(0))}, {"a": storage[1:]}
+    new = select_top(scores, masks, 5, torch.Generator().manual_seed(0))
+    assert torch.equal(new["a"], reference_select(scores, masks, 5, torch.Generator().manual_seed(0))["a"])
 
 
 def test_mixed_precision_scores_are_compared_without_rounding():

@@ -115,21 +115,54 @@ def select_top(
     entries abort with the tensor's name, since a NaN ranking would silently decide the mask.
     Selection works tensor by tensor on the masks' device, in the scores' common dtype (float32 and
     float64 scores are compared as float64); the exact k-th value search runs only on the entries
-    inside a bracket found from a sample, so no pass concatenates or sorts all the scores.
+    inside a bracket found from a sample, so nothing concatenates or sorts all the scores.
     """
     names = list(masks)
     dtype = _common_dtype([scores[name].dtype for name in names])
     values = [scores[name].detach().to(masks[name].device, dtype).reshape(-1) for name in names]
-    alive = [masks[name].reshape(-1) for name in names]
-    for name, tensor_values, tensor_alive in zip(names, values, alive):
-        if not _finite_where_unpruned(tensor_values, tensor_alive):
+    positions = [_true_positions(masks[name]) for name in names]
+    alive = [tensor_values[where] for tensor_values, where in zip(values, positions)]
+    for name, tensor_alive in zip(names, alive):
+        if not _all_finite(tensor_alive):
             raise MaskError(f"non-finite pruning scores in {name} (NaN or inf); the scorer overflowed or diverged")
-    remaining = sum(int(torch.count_nonzero(tensor_alive)) for tensor_alive in alive)
+    remaining = sum(tensor_alive.numel() for tensor_alive in alive)
     if not 0 <= keep <= remaining:
         raise MaskError(f"cannot keep {keep} weights: only {remaining} survive (masks are monotone)")
+    if keep == 0:
+        return {name: torch.zeros_like(masks[name]) for name in names}
 
-    kept = _top_entries(values, alive, keep, remaining, generator) if keep else [torch.zeros_like(a) for a in alive]
-    return {name: tensor_kept.reshape(masks[name].shape) for name, tensor_kept in zip(names, kept)}
+    threshold, ties = _threshold_and_ties(alive, keep, remaining, generator)
+    new_masks = {}
+    for name, tensor_values, tensor_alive, where, tensor_ties in zip(names, values, alive, positions, ties):
+        mask, cut = masks[name].reshape(-1), threshold.to(tensor_alive.device)
+        tied = (tensor_alive == cut).nonzero().squeeze(1)[tensor_ties.to(cut.device)] if tensor_ties.numel() else None
+        if 16 * tensor_alive.numel() > mask.numel():  # dense: one comparison over the whole tensor is cheapest
+            kept = (tensor_values > cut).logical_and_(mask)
+            if tied is not None:
+                kept[where[tied]] = True
+        else:  # sparse: clear the unpruned entries that do not survive
+            survives = tensor_alive > cut
+            if tied is not None:
+                survives[tied] = True
+            kept = mask.clone()
+            kept[where[~survives]] = False
+        new_masks[name] = kept.reshape(masks[name].shape)
+    return new_masks
+
+
+def _true_positions(mask: torch.Tensor) -> torch.Tensor:
+    """Flat positions of a boolean tensor's True entries, in order. A sparse mask is scanned as 64-bit
+    words, eight entries at a time, and only its non-zero words are looked into: a scan of every
+    entry costs several times more, and most masks are sparse for most of a pruning schedule."""
+    flat = mask.reshape(-1)
+    whole = flat.numel() - flat.numel() % 8
+    if flat.storage_offset() % 8:  # a bool tensor views as 64-bit words only from an aligned start
+        return flat.nonzero().squeeze(1)
+    words = flat[:whole].view(torch.int64).nonzero().squeeze(1)
+    if 2 * words.numel() > whole // 8:  # dense: the plain scan is no slower
+        return flat.nonzero().squeeze(1)
+    candidates = (words.unsqueeze(1) * 8 + torch.arange(8, device=flat.device)).reshape(-1)
+    return torch.cat([candidates[flat[candidates]], whole + flat[whole:].nonzero().squeeze(1)])
 
 
 def _common_dtype(dtypes: list[torch.dtype]) -> torch.dtype:
@@ -139,53 +172,47 @@ def _common_dtype(dtypes: list[torch.dtype]) -> torch.dtype:
     return functools.reduce(torch.promote_types, dtypes)
 
 
-def _finite_where_unpruned(values: torch.Tensor, alive: torch.Tensor) -> bool:
-    """One reduction in the common case: a finite sum of all scores needs every score finite."""
-    return bool(torch.isfinite(values.sum())) or not bool((~torch.isfinite(values)).logical_and_(alive).any())
+def _all_finite(values: torch.Tensor) -> bool:
+    """One reduction in the common case: a finite sum needs every value finite."""
+    return bool(torch.isfinite(values.sum())) or bool(torch.isfinite(values).all())
 
 
-def _top_entries(
-    values: list[torch.Tensor], alive: list[torch.Tensor], keep: int, remaining: int, generator: torch.Generator
-) -> list[torch.Tensor]:
-    """Per tensor, which entries are among the `keep` highest unpruned scores (flattened, 1 <= keep)."""
-    low, high = _bracket(values, alive, keep, remaining)
-    kept, inside = _split(values, alive, low, high)
-    above = sum(int(torch.count_nonzero(tensor_kept)) for tensor_kept in kept)
-    if not above < keep <= above + sum(positions.numel() for positions in inside):
+def _threshold_and_ties(
+    alive: list[torch.Tensor], keep: int, remaining: int, generator: torch.Generator
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """The keep-th largest of the unpruned scores (given per tensor, 1 <= keep) and, per tensor, which
+    of its unpruned entries equal to that value survive, as positions among them."""
+    low, high = _bracket(alive, keep, remaining)
+    above, below, inside = _split(alive, low, high)
+    if not above < keep <= remaining - below:
         # The sample missed the threshold: widen the bracket to the side it lies on.
         low, high = (high, torch.full_like(high, float("inf"))) if above >= keep else (torch.full_like(low, float("-inf")), low)
-        kept, inside = _split(values, alive, low, high)
-        above = sum(int(torch.count_nonzero(tensor_kept)) for tensor_kept in kept)
+        above, below, inside = _split(alive, low, high)
 
-    device = low.device
-    candidates = torch.cat([v[positions].to(device) for v, positions in zip(values, inside)])
+    candidates = torch.cat([values.to(low.device) for values in inside])
     needed = keep - above
     threshold = torch.kthvalue(candidates, candidates.numel() - needed + 1).values
-    chosen = candidates > threshold
-    tied = (candidates == threshold).nonzero().squeeze(1)
-    chosen[tied[torch.randperm(tied.numel(), generator=generator)[: needed - int(chosen.sum())].to(device)]] = True
-    offset = 0
-    for tensor_kept, positions in zip(kept, inside):
-        segment = chosen[offset : offset + positions.numel()].to(positions.device)
-        tensor_kept[positions[segment]] = True
-        offset += positions.numel()
-    return kept
+    tied_counts = [int(torch.count_nonzero(values == threshold.to(values.device))) for values in inside]
+    ties_needed = needed - int(torch.count_nonzero(candidates > threshold))
+    chosen = torch.randperm(sum(tied_counts), generator=generator)[:ties_needed]
+    ties, offset = [], 0
+    for count in tied_counts:
+        ties.append(chosen[(chosen >= offset) & (chosen < offset + count)] - offset)
+        offset += count
+    return threshold, ties
 
 
-def _bracket(
-    values: list[torch.Tensor], alive: list[torch.Tensor], keep: int, remaining: int
-) -> tuple[torch.Tensor, torch.Tensor]:
+def _bracket(alive: list[torch.Tensor], keep: int, remaining: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Bounds that hold the keep-th largest unpruned score unless a strided sample of about SAMPLE_SIZE
-    unpruned scores is very unlucky: the sample values four standard deviations (plus a little) either
-    side of the rank where that score is expected. With few unpruned entries, the whole range."""
-    device, dtype = values[0].device, values[0].dtype
+    of them is very unlucky: the sample values four standard deviations (plus a little) either side of
+    the rank where that score is expected. With few unpruned entries, the whole range."""
+    device, dtype = alive[0].device, alive[0].dtype
     low = torch.tensor(float("-inf"), dtype=dtype, device=device)
     high = torch.tensor(float("inf"), dtype=dtype, device=device)
     if remaining <= DIRECT_SEARCH_MAX:
         return low, high
     stride = remaining // SAMPLE_SIZE
-    sample = torch.cat([v[::stride][a[::stride]].to(device) for v, a in zip(values, alive)])
-    sample = sample.sort(descending=True).values
+    sample = torch.cat([values[::stride].to(device) for values in alive]).sort(descending=True).values
     size, fraction = sample.numel(), keep / remaining
     margin = 4 * math.sqrt(size * fraction * (1 - fraction)) + 16
     top_rank, bottom_rank = math.floor(fraction * size - margin), math.ceil(fraction * size + margin)
@@ -197,17 +224,17 @@ def _bracket(
 
 
 def _split(
-    values: list[torch.Tensor], alive: list[torch.Tensor], low: torch.Tensor, high: torch.Tensor
-) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """Per tensor: the unpruned entries above [low, high] (kept whatever the exact threshold), and the
-    positions of the unpruned entries inside it (the candidates for the exact search)."""
-    above, inside = [], []
-    for v, a in zip(values, alive):
-        over = (v > high.to(v.device)).logical_and_(a)
-        within = (v >= low.to(v.device)).logical_and_(a).logical_xor_(over)  # over lies within v >= low
-        above.append(over)
-        inside.append(within.nonzero().squeeze(1))
-    return above, inside
+    alive: list[torch.Tensor], low: torch.Tensor, high: torch.Tensor
+) -> tuple[int, int, list[torch.Tensor]]:
+    """How many unpruned scores lie above and below [low, high], and those inside it, per tensor."""
+    above = below = 0
+    inside = []
+    for values in alive:
+        over, under = values > high.to(values.device), values < low.to(values.device)
+        above += int(torch.count_nonzero(over))
+        below += int(torch.count_nonzero(under))
+        inside.append(values[over.logical_or_(under).logical_not_()])
+    return above, below, inside
 
 
 class MaskEngine:
@@ -272,7 +299,7 @@ class MaskEngine:
         return sum(t.mask.numel() for t in self.targets)
 
     def survivors(self) -> int:
-        return sum(int(t.mask.sum()) for t in self.targets)
+        return sum(int(torch.count_nonzero(t.mask)) for t in self.targets)
 
     def density(self) -> float:
         return self.survivors() / max(self.total(), 1)
