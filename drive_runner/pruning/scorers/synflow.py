@@ -2,13 +2,12 @@
 saliency |theta * dR/dtheta| with R = 1^T (prod_l |W_l|) 1.
 
 R is a product over layers, so it over- or underflows float32 in deep networks. The float32 path
-divides each prunable layer's |W| by a power of two near that layer's gain: on a network where every
-path from input to output runs through every prunable layer once, with zero biases (a chain at
-initialisation), that multiplies every score by one constant and leaves the ranking as it was. That
-condition is checked on the result: it holds exactly when each layer's scores sum to R (Euler's
-theorem for functions homogeneous in each layer). Where it does not hold (residual paths, non-zero
-biases), the scores are recomputed unscaled, in float32 while R stays well inside its range and in
-float64 otherwise.
+scores in plain float32 while R stays well inside float32's range. Beyond it, each prunable layer's
+|W| is divided by a power of two near that layer's gain: where every path from input to output runs
+through every prunable layer once, with zero biases (a chain at initialisation), that multiplies
+every score by one constant and leaves the ranking as it was. That condition is checked on the
+result: it holds exactly when each layer's scores sum to R (Euler's theorem for functions homogeneous
+in each layer). Where it does not (residual paths, non-zero biases), the scores come from float64.
 """
 
 from __future__ import annotations
@@ -36,12 +35,12 @@ def synflow_scores(model, names, batches=(), *, input_shape, generator=None, dty
         raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
     if dtype == "float64":
         return probe_scores(model, names, input_shape, torch.float64, rescale=False)[0]
-    scores, objective = probe_scores(model, names, input_shape, torch.float32, rescale=True)
-    if is_conserved(scores, objective):
-        return scores
     scores, objective = probe_scores(model, names, input_shape, torch.float32, rescale=False)
     in_range = FLOAT32_SAFE_RANGE[0] < objective < FLOAT32_SAFE_RANGE[1]
     if in_range and all(math.isfinite(float(score.sum())) for score in scores.values()):
+        return scores
+    scores, objective = probe_scores(model, names, input_shape, torch.float32, rescale=True)
+    if is_conserved(scores, objective):
         return scores
     return probe_scores(model, names, input_shape, torch.float64, rescale=False)[0]
 
