@@ -54,3 +54,11 @@ def test_gpu_checks_refuse_to_report_without_a_gpu():
     result = subprocess.run([sys.executable, str(REPO / "scripts" / "gpu_checks.py")], capture_output=True, text=True,
                             cwd=REPO, timeout=120, env={"CUDA_VISIBLE_DEVICES": "", "PATH": "/usr/bin:/bin"})
     assert result.returncode == 2 and "no CUDA device" in result.stdout
+
+
+def test_synflow_benchmark_prints_its_table_and_the_drive_iteration(tmp_path):
+    out = bench("bench_synflow.py", "--model", "resnet20", "--image-size", "8", "--classes", "10", "--iterations", "3",
+                "--drive-batch", "4", "--drive-iterations", "1", "--synaptic-flow", str(tmp_path / "missing"))
+    assert "Synaptic-Flow not found" in out
+    for label in ("ours before (float64)", "ours now (float32)", "method.dtype=float64", "mask overlap", "training steps"):
+        assert label in out
