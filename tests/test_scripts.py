@@ -1,5 +1,6 @@
 """The benchmark scripts run end to end (tiny settings) and print the numbers they promise."""
 
+import os
 import subprocess
 import sys
 
@@ -9,8 +10,10 @@ from tests.conftest import REPO
 
 
 def bench(script: str, *overrides: str) -> str:
+    """One thread, as every command the suite starts: beside the other test process on 2 cores, a second
+    thread per process made these benchmarks ten times slower."""
     result = subprocess.run([sys.executable, str(REPO / "scripts" / script), *overrides], capture_output=True,
-                            text=True, cwd=REPO, timeout=600)
+                            text=True, cwd=REPO, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert result.returncode == 0, result.stderr
     return result.stdout
 
