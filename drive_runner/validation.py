@@ -105,6 +105,7 @@ RULES: dict[str, Callable[[str, Any], None]] = {
 
 # Rules for keys only some options of a group have (checked when the key is present).
 OPTIONAL_RULES: dict[str, Callable[[str, Any], None]] = {
+    "method.dtype": _choice("float32", "float64"),
     "method.variant": _choice("global", "layerwise"),
     "method.num_examples": _number(1, integer=True, optional=True),
     "method.bn_mode": _choice("eval", "train"),

@@ -46,6 +46,7 @@ REFUSED = [
     # hardware, shapes and budgets
     ([*LENET, "hardware.device=cuda"], "hardware.device"),
     ([*LENET, "hardware.precision=fp8"], "hardware.precision"),
+    ([*LENET, "method=synflow", "method.dtype=float16"], "method.dtype"),
     ([*LENET, "hardware.compile=true", "hardware.compile_backend=nope"], "hardware.compile_backend"),
     ([*LENET, "dataset.channels=2"], "dataset.channels"),
     ([*LENET, "hardware.memory_budget_mb=0.01"], "hardware.memory_budget_mb"),
