@@ -191,6 +191,19 @@ def synflow_table(args) -> None:
     print(f"mask overlap, float32 with float64: {share:.2%} of {kept:,} kept weights")
     share, _ = overlap(results[NOW_FLOAT64], results[BEFORE])
     print(f"mask overlap, float64 now with before: {share:.2%}")
+    name, difference, total_variation = layer_agreement(results[NOW], results[NOW_FLOAT64])
+    print(f"per-layer survivors, float32 against float64: largest difference {difference:,} weights ({name}); "
+          f"the layers' shares of the kept weights differ by {total_variation:.2%} in all (total variation)")
+
+
+def layer_agreement(kept: dict, reference: dict) -> tuple[str, int, float]:
+    """Where two masks of one method differ in how many weights each layer keeps: the layer with the
+    largest difference, that difference, and the total variation distance of the per-layer shares."""
+    counts = {name: (int(kept[name].sum()), int(reference[name].sum())) for name in reference}
+    name = max(counts, key=lambda layer: abs(counts[layer][0] - counts[layer][1]))
+    totals = [max(sum(pair[i] for pair in counts.values()), 1) for i in (0, 1)]
+    total_variation = sum(abs(a / totals[0] - b / totals[1]) for a, b in counts.values()) / 2
+    return name, abs(counts[name][0] - counts[name][1]), total_variation
 
 
 # --------------------------------------------------------------------------- DRIVE
