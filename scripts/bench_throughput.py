@@ -11,13 +11,13 @@ normalisation of whole batches; on a GPU the images live there). Rows, each time
 and repeated in alternation so they share the machine's load (the median is printed):
 
   plain loop + DataLoader        the reference
-  plain loop + in-memory source  the data path alone (goal: faster than the DataLoader)
+  plain loop + in-memory source  the data path in training (goal: faster than the DataLoader)
   session, no masks              drive-run's loop without the mask engine
   session, 90% sparse            with the mask engine (goal: <= 1.03x the time of the row above)
   + channels_last, + bf16, + compile, + data on device: one trick at a time on the sparse session
   all tricks                     everything that applies here (goal on a GPU: >= 3x the reference, VGG-16, bf16)
 
-Denormal floats are flushed to zero on both sides (see main). It ends with the projected wall-clock of `drive-run method=drive sparsity=0.9` (VGG-16, CIFAR-10,
+Denormal floats are flushed to zero on both sides (see main). A first line times the two data paths alone, without a model. It ends with the projected wall-clock of `drive-run method=drive sparsity=0.9` (VGG-16, CIFAR-10,
 160 epochs of 50,000 images) at the best measured rate. First steps (cuDNN autotuning, compilation)
 are run before timing.
 """
@@ -44,6 +44,7 @@ from drive_runner.train.loop import TrainingSession
 
 MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 SHAPE, CLASSES = (3, 32, 32), 10
+LR = 0.001  # small: on random labels a larger step can diverge, and the session stops a diverged run
 PAPER_RUN = {"epochs": 160, "images": 50_000}  # drive-run method=drive sparsity=0.9: VGG-16 on CIFAR-10
 
 
@@ -123,7 +124,7 @@ def rows_for(name: str, args, device: torch.device) -> list[Row]:
 
     def plain(batches_of):
         model, cfg = build(name, device)
-        optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
+        optimizer = torch.optim.SGD(model.parameters(), lr=LR, momentum=0.9, weight_decay=1e-4)
         return lambda: plain_epoch(model, optimizer, batches_of(), device, precision)
 
     loader = reference_loader(images, labels, args.batch, args.workers, device.type == "cuda")
@@ -134,7 +135,8 @@ def rows_for(name: str, args, device: torch.device) -> list[Row]:
 
     def session(sparse: bool, **tricks):
         model, cfg = build(name, device)
-        trainer = OmegaConf.merge(cfg.trainer, {"lr": 0.01, "batch_size": args.batch, "lr_schedule": "constant"})
+        trainer = OmegaConf.merge(cfg.trainer, {"lr": LR, "batch_size": args.batch, "lr_schedule": "constant",
+                                                "weight_decay": 1e-4, "momentum": 0.9})
         acceleration = Acceleration(device, tricks.get("precision", precision), tricks.get("channels_last", False),
                                     tricks.get("compile_backend"), tricks.get("data_on_device", False))
         acceleration.prepare_model(model)
@@ -167,6 +169,36 @@ def rows_for(name: str, args, device: torch.device) -> list[Row]:
     return rows
 
 
+def data_alone(args, device: torch.device) -> None:
+    """Batches per second with no model: the DataLoader against the in-memory source (on the device when
+    there is a GPU), each epoch ending with its last batch on the device."""
+    images, labels = synthetic_images(args.images)
+    stored = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
+    source = InMemorySource(stored, torch.from_numpy(labels), MEAN, STD, crop_padding=4)
+    source = source.to(device) if device.type == "cuda" else source
+    loader = reference_loader(images, labels, args.batch, args.workers, device.type == "cuda")
+
+    def epoch(batches):
+        def go():
+            last = None
+            for inputs, _ in batches():
+                last = inputs.to(device, non_blocking=True)
+            float(last[0, 0, 0, 0])
+            return args.images
+        return go
+
+    rows = [Row("DataLoader", epoch(lambda: loader)),
+            Row("in-memory source", epoch(lambda: source.batches(args.batch, shuffle=True, augment=True,
+                                                                generator=torch.Generator().manual_seed(0))))]
+    for row in rows:
+        row.epoch()
+    for _ in range(args.repeats):
+        for row in rows:
+            row.measure(device)
+    print(f"data alone (no model): DataLoader {rows[0].rate:,.0f} images/s, in-memory source {rows[1].rate:,.0f} "
+          f"images/s ({rows[1].rate / rows[0].rate:.1f}x)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["vgg16", "resnet20", "resnet18"])
@@ -191,6 +223,7 @@ def main() -> None:
         torch.backends.cudnn.benchmark = True
     print(f"device {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else f'{torch.get_num_threads()} threads'}), "
           f"batch {args.batch}, {args.images} images per epoch, {args.precision}, median of {args.repeats}")
+    data_alone(args, device)
     best = {}
     for name in args.models:
         rows = rows_for(name, args, device)

@@ -70,8 +70,10 @@ def test_sanity_table_shortens_only_imp_levels_and_only_in_the_quick_recipe():
     assert not any(o.startswith("schedule.fraction") for job in paper for o in job)
 
 
-@pytest.mark.parametrize("name, count", [("synflow_fig6", 504), ("grasp_cifar", 180), ("prunetrain_cifar", 12),
-                                         ("sanity_mnist", 84), ("lth_mnist", 3)])
+# The two largest grids take half a minute each to compose and validate: in the slow suite.
+@pytest.mark.parametrize("name, count", [pytest.param("synflow_fig6", 504, marks=pytest.mark.slow),
+                                         pytest.param("grasp_cifar", 180, marks=pytest.mark.slow),
+                                         ("prunetrain_cifar", 12), ("sanity_mnist", 84), ("lth_mnist", 3)])
 def test_every_job_of_a_table_is_validated_before_launch(name, count, monkeypatch, tmp_path):
     monkeypatch.setenv("DRIVE_RUN_ID", "x")
     monkeypatch.chdir(tmp_path)
@@ -81,7 +83,8 @@ def test_every_job_of_a_table_is_validated_before_launch(name, count, monkeypatc
     assert all(cfg.table.name == name for cfg in configs)
 
 
-@pytest.mark.parametrize("name", CIFAR_TABLES)
+@pytest.mark.parametrize("name", [pytest.param(name, marks=pytest.mark.slow) if name in ("grasp_cifar", "drive_cifar")
+                                  else name for name in CIFAR_TABLES])  # the two longest in the slow suite
 def test_cifar_table_smoke_runs_two_jobs_to_a_report(name, tmp_path):
     extra = ["method=prunetrain", "method.interval=1"] if name == "prunetrain_cifar" else []
     result = run_cli(f"table={name}", *TINY, *extra, "hydra.sweep.dir=T", cwd=tmp_path, timeout=600)
