@@ -273,7 +273,6 @@ def _run_phases(cfg, directory: RunDirectory, tracker: Tracker, console: Console
     if cfg.trainer.name == "neuroflux":
         return _run_neuroflux(cfg, model, data, device, directory, tracker, console, phases, saved, stop)
     method = build_method(cfg.method, cfg.schedule)
-    method.hardware = cfg.hardware  # PruneTrain regrows its batch within hardware.memory_budget_mb
     engine = MaskEngine(
         model, exclude=[*cfg.prune.exclude, *method.excluded_tensors(model, cfg.model.name)],
         include_bias=bool(cfg.prune.include_bias), scope=cfg.prune.scope, seed=seed,
@@ -305,7 +304,7 @@ def _run_phases(cfg, directory: RunDirectory, tracker: Tracker, console: Console
         session=session, initial_state=session.snapshot(),
         reinitialised=_fresh_initialisations(cfg.model, data.input_shape, data.num_classes, seed),
         log=tracker.event, mark_mask_fixed=lambda: progress.mask_fixed_at.append(phases.since_start()),
-        warn=console.warn,
+        warn=console.warn, hardware=cfg.hardware,
     )
     state = RunState(directory)
     for name, part in (("model", ModelState(model, engine)), ("session", session), ("method", method),

@@ -49,6 +49,8 @@ class PruningContext:
     mark_mask_fixed: Callable[[], None] = lambda: None
     # A warning for the user (console and log).
     warn: Callable[[str], None] = lambda message: None
+    # The run's hardware config (None through the Python API); PruneTrain grows its batch within its memory budget.
+    hardware: Any = None
 
 
 METHODS: dict[str, type["PruningMethod"]] = {}

@@ -46,11 +46,9 @@ class PruneTrain(PruningMethod):
 
     _tracker: "_GroupLassoAndReconfigure | None" = None
     _saved: dict | None = None
-    # The run's hardware config, handed over by the pipeline: its memory budget drives the dynamic mini-batch.
-    hardware = None
 
     def training_callbacks(self, ctx: PruningContext) -> list:
-        self._tracker = _GroupLassoAndReconfigure(ctx, self.cfg, self.hardware)
+        self._tracker = _GroupLassoAndReconfigure(ctx, self.cfg, ctx.hardware)
         if self._saved:
             self._tracker.load_state_dict(self._saved)
         return [self._tracker]

@@ -128,7 +128,6 @@ class TrainingSession:
         self.data = data
         self.cfg = trainer_cfg
         self.device = device
-        self.precision = precision
         self.acceleration = acceleration or Acceleration(device, precision)
         self.world = distributed.current()
         self._forward: nn.Module | None = None  # what a training step calls (DDP and compile wrappers)
@@ -194,10 +193,14 @@ class TrainingSession:
         self.optimizer = build_optimizer(self.model.parameters(), self.cfg, lr=self.cfg.lr * self.lr_scale)
         if self.engine is not None:
             self.engine.attach(self.optimizer)
-        factor = lr_factor(self.cfg, self.steps_per_epoch)
+        self._schedule_from_step()
+
+    def _schedule_from_step(self) -> None:
+        """The recipe's LR schedule on the current optimizer for cfg.lr x lr_scale, positioned at `step`."""
         for group in self.optimizer.param_groups:
-            group["initial_lr"] = group["lr"]
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, factor, last_epoch=self.step - 1)
+            group["initial_lr"] = self.cfg.lr * self.lr_scale
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_factor(self.cfg, self.steps_per_epoch),
+                                                           last_epoch=self.step - 1)
 
     def set_batch_size(self, batch_size: int, lr_scale: float, memory_static_bytes: int | None = None) -> None:
         """Train with another batch from the next epoch on (PruneTrain's dynamic mini-batch), between epochs
@@ -212,10 +215,7 @@ class TrainingSession:
         self.step = self.epoch * self.steps_per_epoch
         if memory_static_bytes is not None:
             self._memory_static = memory_static_bytes
-        for group in self.optimizer.param_groups:
-            group["initial_lr"] = self.cfg.lr * self.lr_scale
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_factor(self.cfg, self.steps_per_epoch),
-                                                           last_epoch=self.step - 1)
+        self._schedule_from_step()
 
     def _count_steps_per_epoch(self) -> None:
         """Batches per epoch at the current batch size. Under data parallelism a last batch with fewer
