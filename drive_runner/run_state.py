@@ -30,6 +30,7 @@ import yaml
 from drive_runner.errors import CheckpointError, ConfigError
 from drive_runner.structured import architecture
 from drive_runner.tracking.naming import differing_keys, identity
+from drive_runner.tracking.provenance import changed, code_sources, read_sources
 from drive_runner.tracking.rundir import METRICS, SUMMARY, RunDirectory, read_summary
 
 FORMAT = "drive-runner/state-v1"
@@ -170,11 +171,19 @@ def _check_same_config(directory: RunDirectory, config: dict) -> None:
         before = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError:
         return
-    changed = differing_keys(identity(before), identity(config))
-    if changed:
-        shown = ", ".join(changed[:5]) + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
-        raise ConfigError("hydra.run.dir", f"{directory.path} holds a run with a different config ({shown} differ); "
-                                           "choose another directory or relaunch with the same config")
+    keys = differing_keys(identity(before), identity(config))
+    if keys:
+        raise ConfigError("hydra.run.dir", f"{directory.path} holds a run with a different config ({_few(keys)} "
+                                           "differ); choose another directory or relaunch with the same config")
+    files = changed(read_sources(directory.path), code_sources(config))
+    if files:
+        raise ConfigError("hydra.run.dir", f"{directory.path} holds a run of other code ({_few(files)} changed since "
+                                           "it ran); choose another directory, or leave hydra.run.dir out and the "
+                                           "run gets a directory of its own")
+
+
+def _few(items: list[str]) -> str:
+    return ", ".join(items[:5]) + (f" and {len(items) - 5} more" if len(items) > 5 else "")
 
 
 def _attempts_kept(directory: RunDirectory) -> int:

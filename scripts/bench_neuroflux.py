@@ -3,8 +3,10 @@
     python scripts/bench_neuroflux.py                                   # VGG-11 on digits at 32x32
     python scripts/bench_neuroflux.py model=resnet20 hardware.memory_budget_mb=40
 
-Arguments are drive-run overrides for both runs. Without hardware.memory_budget_mb the budget is set just
-above backprop's modelled peak at batch 16, so backprop is held to batch 16. Prints wall-clock, measured
+Arguments are drive-run overrides for both runs (trainer keys go to the trainer that has them). NeuroFlux
+takes no recipe, so it is given the backprop recipe's epochs, lr, momentum and reference batch. Without
+hardware.memory_budget_mb the budget is set just above backprop's modelled peak at batch 16, so backprop is
+held to batch 16. Prints wall-clock, measured
 peak memory, test accuracy and parameter count of both, then the speed-up, accuracy difference and
 parameter reduction of NeuroFlux's exit model.
 """
@@ -19,24 +21,31 @@ from pathlib import Path
 import torch
 
 from drive_runner.cli.compose import compose_config
-from drive_runner.train.options import TrainerConfig
 from drive_runner.data import describe
 from drive_runner.memory.accounting import MB, fit_memory_model, optimizer_slots
+from drive_runner.memory.options import NeuroFluxConfig
 from drive_runner.models import build_model
 from drive_runner.pipeline import run
 from drive_runner.pruning.masks import MaskEngine
 from drive_runner.tracking.console import QuietConsole
+from drive_runner.train.options import TrainerConfig
 
 DEFAULTS = ["dataset=digits", "dataset.image_size=32", "model=vgg11", "logger=none"]
 BACKPROP_BATCH = 16
+SHARED_RECIPE = ("epochs", "lr", "momentum", "lr_reference_batch")  # what NeuroFlux takes from backprop's recipe
 
 
 def config(trainer: str, overrides: list[str]):
-    if trainer == "backprop":  # NeuroFlux-only knobs (trainer.epochs_per_block, ...) do not reach backprop
-        known = {f.name for f in fields(TrainerConfig)}
-        overrides = ["trainer.batch_size=auto", "method=dense",
-                     *[o for o in overrides if not o.startswith("trainer.") or o[8:].split("=")[0] in known]]
-    return compose_config([f"trainer={trainer}", *overrides], DEFAULTS)
+    """The run's config; trainer keys the trainer lacks (NeuroFlux's knobs for backprop, the recipe's
+    optimizer and schedule for NeuroFlux) are left out."""
+    known = {f.name for f in fields(TrainerConfig if trainer == "backprop" else NeuroFluxConfig)}
+    mine = [o for o in overrides if not o.startswith("trainer.") or o[8:].split("=")[0] in known]
+    if trainer == "backprop":
+        return compose_config(["trainer=backprop", "trainer.batch_size=auto", "method=dense", *mine], DEFAULTS)
+    recipe = config("backprop", overrides).trainer
+    given = {o.split("=")[0] for o in mine}
+    shared = [f"trainer.{key}={recipe[key]}" for key in SHARED_RECIPE if f"trainer.{key}" not in given]
+    return compose_config(["trainer=neuroflux", *shared, *mine], DEFAULTS)
 
 
 def default_budget(overrides: list[str]) -> str:

@@ -23,7 +23,7 @@ from drive_runner.models import build_model
 from drive_runner.pipeline import run
 from drive_runner.pruning.masks import MaskEngine
 from drive_runner.pruning.sampling import batch_stream
-from drive_runner.pruning.scorers import get_scorer
+from drive_runner.methods import build_method
 from drive_runner.tracking.console import Console, QuietConsole
 
 DEFAULTS = ["dataset=digits", "model=lenet300", "sparsity=0.9", "logger=none"]
@@ -49,11 +49,10 @@ def step_costs(cfg, repeats: int = 20) -> tuple[float, float]:
         torch.nn.functional.cross_entropy(model(inputs), targets).backward()
         optimizer.step()
     train_step = (time.perf_counter() - started) / repeats
-    scorer = get_scorer("drive")
-    options = {k: cfg.method[k] for k in ("alpha", "beta", "gamma", "normalization", "combine", "convergence_term", "bn_mode")}
+    drive = build_method(cfg.method, cfg.schedule)
     started = time.perf_counter()
     for index, batch in enumerate(batches, start=1):
-        scores = scorer.fn(model, engine.names, [batch], **options)
+        scores = drive.score(model, engine.names, [batch], generator=None, input_shape=data.input_shape)
         engine.prune_to_density(scores, 0.99**index)
     return (time.perf_counter() - started) / repeats, train_step
 

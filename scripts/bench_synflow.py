@@ -43,13 +43,11 @@ from torch import nn
 
 from drive_runner.errors import MaskError
 from drive_runner.models import build_model
+from drive_runner.methods import build_method, prune
+from drive_runner.methods import synflow as synflow_module
 from drive_runner.pruning import masks as mask_module
-from drive_runner.pruning import prune
 from drive_runner.pruning.masks import MaskEngine
-from drive_runner.pruning.methods import METHODS
-from drive_runner.pruning.options import DriveConfig
 from drive_runner.pruning.schedules import density_path
-from drive_runner.pruning.scorers import SCORERS, Scorer, get_scorer
 
 REPO = Path(__file__).resolve().parents[1]
 # drive-runner's model name -> Synaptic-Flow's module and builder for the same architecture.
@@ -96,13 +94,13 @@ def previous_synflow_scores(model, names, batches=(), *, input_shape, generator=
 @contextlib.contextmanager
 def previous_code():
     """The library with the selection and the SynFlow scorer it had before scoring moved to float32."""
-    selection, synflow = mask_module.select_top, SCORERS["synflow"]
+    selection, synflow = mask_module.select_top, synflow_module.synflow_scores
     mask_module.select_top = previous_select_top
-    SCORERS["synflow"] = Scorer("synflow", previous_synflow_scores, needs_data=False)
+    synflow_module.synflow_scores = previous_synflow_scores
     try:
         yield
     finally:
-        mask_module.select_top, SCORERS["synflow"] = selection, synflow
+        mask_module.select_top, synflow_module.synflow_scores = selection, synflow
 
 
 # --------------------------------------------------------------------------- SynFlow
@@ -213,10 +211,8 @@ def drive_iteration(args) -> None:
     batches = [(torch.randn((args.drive_batch, *args.input_shape), generator=generator),
                 torch.randint(0, args.classes, (args.drive_batch,), generator=generator))
                for _ in range(args.drive_iterations)]
-    options = METHODS["drive"](OmegaConf.structured(DriveConfig(name="drive")),
-                               OmegaConf.create({"name": "exponential"})).scorer_options()
+    drive = build_method(OmegaConf.create({"name": "drive"}), OmegaConf.create({"name": "exponential"}))
     path = density_path("exponential", 0.1, 100)
-    scorer = get_scorer("drive").fn
     model = build(args.model, args.input_shape, args.classes)
     trained = MaskEngine(copy.deepcopy(model))
     optimizer = torch.optim.SGD(trained.model.parameters(), lr=0.01, momentum=0.9)
@@ -234,7 +230,7 @@ def drive_iteration(args) -> None:
         engine = engines[label]
         with previous_code() if label == "before" else contextlib.nullcontext():
             extra = {"dtype": "float64"} if label == "before" else {}
-            scores = scorer(engine.model, engine.names, [batch], **options, **extra)
+            scores = drive.score(engine.model, engine.names, [batch], generator=None, input_shape=None, **extra)
             engine.prune_to_density(scores, path[step])
 
     train_step(batches[0])  # first-call allocations out of the timings

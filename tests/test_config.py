@@ -9,7 +9,7 @@ from drive_runner.cli.compose import compose_config, one_line
 from drive_runner.cli.run import prevalidate
 from drive_runner.config import Config
 from drive_runner.errors import ConfigError
-from drive_runner.pruning.methods import METHODS
+from drive_runner.methods import METHODS
 from drive_runner.validation import validate
 from tests.conftest import REPO, make_cfg
 

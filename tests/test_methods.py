@@ -11,7 +11,7 @@ from torch import nn
 
 from drive_runner.errors import ConfigError
 from drive_runner.pipeline import run
-from drive_runner.pruning import prune
+from drive_runner.methods import prune
 from drive_runner.pruning.masks import keep_count
 from drive_runner.pruning.schedules import gmp_sparsity, imp_survivors
 from drive_runner.validation import validate
@@ -143,7 +143,7 @@ def test_gmp_cubic_values():
 
 
 def test_gmp_prunes_only_inside_its_window_and_then_keeps_the_mask(tmp_path, monkeypatch):
-    from drive_runner.pruning import gmp
+    from drive_runner.methods import gmp
 
     seen = []  # (optimizer step, survivors) after every step of sparse training
     hook = gmp._GradualPruning.on_step_end

@@ -21,7 +21,7 @@ from drive_runner.pipeline import run
 from drive_runner.pruning.masks import MaskEngine
 from drive_runner.structured import architecture
 from drive_runner.structured.group_lasso import grouped_layers, penalty
-from drive_runner.structured.prunetrain import _GroupLassoAndReconfigure
+from drive_runner.methods.prunetrain import _GroupLassoAndReconfigure
 from drive_runner.structured.reconfigure import _dependency_graph, reconfigure
 from drive_runner.train.flops import training_flops
 from drive_runner.train.loop import TrainingCallback, TrainingSession
@@ -86,7 +86,7 @@ def test_group_lasso_penalty_golden_value():
 def test_strength_is_fixed_on_the_first_batch_so_the_penalty_share_is_the_ratio_there():
     from types import SimpleNamespace
 
-    from drive_runner.structured.prunetrain import _GroupLassoAndReconfigure
+    from drive_runner.methods.prunetrain import _GroupLassoAndReconfigure
 
     model = tiny_convnet()
     logged = []

@@ -106,7 +106,7 @@ def test_report_command_prints_latex_and_refuses_empty_or_missing_directories(ru
 
 
 def test_sweep_report_writes_comparison_files_from_the_job_directories(tmp_path: Path):
-    from drive_runner.tracking.sweep import collect, write_and_print
+    from drive_runner.report.sweep import collect, write_and_print
 
     for number, (method, seed, acc) in enumerate([("snip", 0, 0.9), ("snip", 1, 0.8), ("random", 0, 0.5)]):
         job = tmp_path / str(number)

@@ -154,7 +154,7 @@ class _Crash(BaseException):
 def test_a_crash_during_evaluation_resumes_from_the_last_epoch(tmp_path: Path, monkeypatch):
     cfg = quick_cfg("method=magnitude", "trainer.epochs=2")
     reference = run(cfg, tmp_path / "reference")
-    import drive_runner.pipeline as pipeline
+    import drive_runner.runners.backprop as pipeline  # where the final evaluation runs
 
     real_evaluate = pipeline.evaluate
 

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from drive_runner.errors import ConfigError
-from drive_runner.pruning import prune
+from drive_runner.methods import prune
 from drive_runner.pruning.masks import MaskEngine
 from drive_runner.pruning.schedules import density_path, gmp_density, imp_survivors
 

@@ -7,11 +7,11 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from drive_runner.pruning import compute_scores, prune
+from drive_runner.methods import compute_scores, prune
 from drive_runner.pruning.masks import MaskEngine, select_top
-from drive_runner.pruning.scorers.drive import drive_terms, normalise
-from drive_runner.pruning.scorers.grasp import hessian_gradient_product
-from drive_runner.pruning.scorers.synflow import synflow_scores
+from drive_runner.methods.drive import drive_terms, normalise
+from drive_runner.methods.grasp import hessian_gradient_product
+from drive_runner.methods.synflow import synflow_scores
 
 
 def lenet300(bias=True) -> nn.Module:

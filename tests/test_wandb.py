@@ -74,7 +74,7 @@ def test_auto_mode_is_offline_without_an_api_key(monkeypatch, tmp_path):
 
 
 def test_a_resumed_run_leaves_one_offline_run_with_the_whole_history_under_the_same_id(tmp_path: Path, monkeypatch):
-    import drive_runner.pipeline as pipeline
+    import drive_runner.runners.backprop as pipeline  # where the final evaluation runs
 
     cfg = make_cfg("dataset=digits", "model=lenet300", "method=magnitude", "trainer.epochs=2", "logger=wandb",
                    "logger.mode=offline")

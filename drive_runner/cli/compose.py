@@ -1,20 +1,114 @@
-"""Composing drive-run's config outside Hydra's entry point, and turning any composition error into
-the one line a user sees."""
+"""Composing drive-run's config through Hydra's public API, outside Hydra's entry point: the command line
+read as Hydra reads it (`-m`, `-cp`, `-cn`, `-cd`), the config search path it implies, the jobs of a sweep,
+and any composition error turned into the one line a user sees."""
 
 from __future__ import annotations
 
-from hydra import compose, initialize_config_module
+import argparse
+import contextlib
+import os
+from dataclasses import dataclass, field
+
+from hydra import compose, initialize_config_dir, initialize_config_module
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.object_type import ObjectType
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import MissingConfigException
-from omegaconf import DictConfig
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
 from drive_runner.config import register_schemas
-from drive_runner.errors import shorten
+from drive_runner.errors import ConfigError, shorten
 
 CONFIG_MODULE = "drive_runner.conf"
 CONFIG_NAME = "config"
+SEARCH_PATH_KEY = "hydra.searchpath"
 
 register_schemas()
+
+
+@dataclass
+class CommandLine:
+    """What `drive-run` was asked: the overrides, and Hydra's flags that change which configs compose."""
+
+    overrides: list[str] = field(default_factory=list)
+    multirun: bool = False
+    config_path: str | None = None  # -cp: the primary config's directory (or pkg://module)
+    config_name: str = CONFIG_NAME  # -cn
+    config_dir: str | None = None  # -cd: a directory of one's own configs, searched after the package's
+
+    @classmethod
+    def parse(cls, argv: list[str]) -> "CommandLine":
+        parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+        parser.add_argument("-m", "--multirun", action="store_true")
+        parser.add_argument("-cp", "--config-path")
+        parser.add_argument("-cn", "--config-name")
+        parser.add_argument("-cd", "--config-dir")
+        known, rest = parser.parse_known_args(argv)
+        return cls([a for a in rest if not a.startswith("-")], known.multirun, known.config_path,
+                   known.config_name or CONFIG_NAME, known.config_dir)
+
+    def search_path_overrides(self) -> list[str]:
+        """`-cd DIR` as Hydra applies it: DIR searched after the primary config's directory (the same place an
+        entry of hydra.searchpath takes), ahead of the command line's own hydra.searchpath entries."""
+        if self.config_dir is None:
+            return []
+        folder = os.path.abspath(self.config_dir)
+        if not os.path.isdir(folder):
+            raise ConfigError("--config-dir", f"no such directory: {folder}")
+        given = [o for o in self.overrides if o.split("=", 1)[0] == SEARCH_PATH_KEY]
+        entries = list(OverridesParser.create().parse_override(given[-1]).value()) if given else []
+        return [f"{SEARCH_PATH_KEY}=[{','.join([f'file://{folder}', *entries])}]"]
+
+
+@contextlib.contextmanager
+def initialised(line: CommandLine):
+    """Hydra initialised for the command line's primary config (the package's unless -cp names another)."""
+    path = line.config_path
+    if path is None or path == f"pkg://{CONFIG_MODULE}":
+        context = initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3")
+    elif path.startswith("pkg://"):
+        context = initialize_config_module(config_module=path[len("pkg://"):], version_base="1.3")
+    else:
+        context = initialize_config_dir(config_dir=os.path.abspath(path), version_base="1.3")
+    with context:
+        yield
+
+
+def group_options(group: str, line: CommandLine) -> list[str]:
+    """The options of a config group as Hydra sees them for this command line (the user's config directories
+    and the methods of installed packages included); within `initialised`."""
+    loader = GlobalHydra.instance().config_loader()
+    options = loader.get_group_options(group, results_filter=ObjectType.CONFIG, config_name=line.config_name,
+                                       overrides=line.search_path_overrides())
+    return sorted(options)
+
+
+def compose_job(line: CommandLine, overrides: list[str], with_hydra: bool = True) -> DictConfig:
+    """One job's config (with its hydra node unless `with_hydra` is false); within `initialised`. An unknown
+    nested key is reported with the keys its group does have, any other error as one line naming its key."""
+    extra = line.search_path_overrides()
+    try:
+        return compose(config_name=line.config_name, overrides=[*overrides, *extra], return_hydra_config=with_hydra)
+    except Exception as error:
+        raise _as_config_error(error, line, overrides) from None
+
+
+def _as_config_error(error: Exception, line: CommandLine, overrides: list[str]) -> Exception:
+    cause = error.__cause__
+    full_key = getattr(cause, "full_key", None) if isinstance(cause, OmegaConfBaseException) else None
+    if isinstance(cause, (ConfigAttributeError, ConfigKeyError)) and full_key and "." in full_key:
+        rest = [o for o in overrides if o.partition("=")[0].lstrip("+~") != full_key]
+        if rest != overrides:
+            group, _, _ = full_key.rpartition(".")
+            node = OmegaConf.select(compose(config_name=line.config_name, overrides=[*rest, *line.search_path_overrides()]),
+                                    group)
+            if node is not None and hasattr(node, "keys"):
+                keys = ", ".join(sorted(str(k) for k in node.keys() if not str(k).startswith("_")))
+                return ConfigError(full_key, f"unknown key; {group} keys are {keys}")
+    if full_key:
+        return ConfigError(full_key, one_line(error).split(": ", 1)[-1])
+    return error
 
 
 def compose_config(overrides: list[str], defaults: list[str] = ()) -> DictConfig:
@@ -22,8 +116,9 @@ def compose_config(overrides: list[str], defaults: list[str] = ()) -> DictConfig
     `defaults` are overrides that apply unless `overrides` sets the same key."""
     keys = {item.split("=", 1)[0] for item in overrides}
     chosen = [item for item in defaults if item.split("=", 1)[0] not in keys]
-    with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
-        return compose(config_name=CONFIG_NAME, overrides=[*chosen, *overrides])
+    line = CommandLine([*chosen, *overrides])
+    with initialised(line):
+        return compose_job(line, line.overrides, with_hydra=False)
 
 
 def one_line(error: BaseException) -> str:

@@ -17,6 +17,7 @@ from drive_runner.cli.compose import compose_config, one_line
 from drive_runner.cli.run import quiet_on_closed_pipe
 from drive_runner.cli.usage import answered_info_flag, memory_usage
 from drive_runner.data import describe
+from drive_runner.instantiation import label
 from drive_runner.memory.accounting import MB, fit_memory_model, optimizer_slots
 from drive_runner.memory.budget import powers_of_two
 from drive_runner.models import build_model
@@ -36,7 +37,7 @@ def profile(overrides: list[str]) -> None:
         margin_bytes=int(cfg.hardware.memory_margin_mb * MB),
     )
     console = rich_console()
-    layers = Table(title=f"{cfg.model.name} on {cfg.dataset.name} {tuple(input_shape)}: saved for backward, per sample")
+    layers = Table(title=f"{label(cfg.model)} on {label(cfg.dataset)} {tuple(input_shape)}: saved for backward, per sample")
     for column in ("layer", "type", "parameters", "activations KB / sample"):
         layers.add_column(column, justify="left" if column in ("layer", "type") else "right")
     for name, module in model.named_modules():

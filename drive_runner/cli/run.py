@@ -18,12 +18,13 @@ Torch, Hydra's composition and the pipeline are imported inside the functions th
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import sys
 from pathlib import Path
 
-from drive_runner.cli.usage import CONFIG_GROUPS, answered_info_flag, group_options, run_usage
+from drive_runner.cli.usage import CONFIG_GROUPS, answered_info_flag, run_usage
 from drive_runner.launch_rank import environment_rank
 from drive_runner.tracking.naming import command_name, register_resolvers
 
@@ -33,8 +34,7 @@ register_resolvers()  # job processes (joblib, submitit) resolve their directory
 _launcher_pid: int | None = None  # the process that launched the jobs: an interruption there stops them all
 
 # Flags after which Hydra prints information instead of running jobs; no validation is needed.
-_INFO_FLAGS = {"--hydra-help", "--info", "-i", "--cfg", "-c", "--shell-completion", "-sc",
-               "--experimental-rerun", "--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd"}
+_INFO_FLAGS = {"--hydra-help", "--info", "-i", "--cfg", "-c", "--shell-completion", "-sc", "--experimental-rerun"}
 
 
 def _task(cfg):
@@ -78,26 +78,17 @@ def _fail(message: str, code: int) -> int:
 
 
 # ----------------------------------------------------------------------------- validation before Hydra runs
-def _job_overrides(overrides: list[str], multirun: bool) -> list[list[str]]:
-    """The override list of every job the command will launch (one unless it is a -m sweep)."""
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    parsed = OverridesParser.create().parse_overrides(overrides)
-    if not multirun:
-        return [overrides]
-    return [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
-
-
 def _is_hydra(key: str) -> bool:
     return key == "hydra" or key.startswith(("hydra.", "hydra/"))
 
 
-def check_names(overrides: list[str]) -> None:
+def check_names(overrides: list[str], options) -> None:
     """Top-level keys and group options, checked before Hydra reads any file: a typo lists what exists
-    (and a name of thousands of characters never reaches the file system as a config path)."""
+    (and a name of thousands of characters never reaches the file system as a config path). `options(group)`
+    lists a group's options as Hydra sees them (one's own config directories included)."""
     from drive_runner.config import Config
     from drive_runner.errors import ConfigError, shorten
+    from drive_runner.methods.registry import registry
 
     top_level = sorted({*Config.__dataclass_fields__, *CONFIG_GROUPS})
     for item in overrides:
@@ -109,35 +100,11 @@ def check_names(overrides: list[str]) -> None:
         if head not in top_level:
             raise ConfigError(shorten(key), f"unknown key; top-level keys are {', '.join(top_level)}")
         if key in CONFIG_GROUPS and has_value and not item.startswith("~"):
-            allowed = group_options(key)
+            if key == "method" and value in registry().problems:  # an installed method that cannot be used
+                raise ConfigError("method", registry().problems[value])
+            allowed = options(key)
             if value not in allowed and value != "null":
                 raise ConfigError(key, f"unknown option '{shorten(value)}'; allowed: {', '.join(allowed)}")
-
-
-def _compose_job(compose, overrides: list[str]):
-    """A job's config with its hydra node (for the output directory); an unknown nested key is
-    reported with the keys its group does have."""
-    from omegaconf import OmegaConf
-    from omegaconf.errors import ConfigAttributeError, ConfigKeyError
-
-    from drive_runner.cli.compose import CONFIG_NAME
-    from drive_runner.errors import ConfigError
-
-    try:
-        return compose(config_name=CONFIG_NAME, overrides=overrides, return_hydra_config=True)
-    except Exception as error:
-        cause = error.__cause__
-        full_key = getattr(cause, "full_key", None)
-        if not isinstance(cause, (ConfigAttributeError, ConfigKeyError)) or not full_key or "." not in full_key:
-            raise
-        rest = [o for o in overrides if o.partition("=")[0].lstrip("+~") != full_key]
-        if rest == overrides:
-            raise
-        group, _, _ = full_key.rpartition(".")
-        node = OmegaConf.select(compose(config_name=CONFIG_NAME, overrides=rest), group)
-        if node is None or not hasattr(node, "keys"):
-            raise
-        raise ConfigError(full_key, f"unknown key; {group} keys are {', '.join(sorted(map(str, node.keys())))}") from None
 
 
 def _is_plain_value(override: str) -> bool:
@@ -147,7 +114,7 @@ def _is_plain_value(override: str) -> bool:
         and key not in CONFIG_GROUPS
 
 
-def _composed_jobs(compose, jobs: list[list[str]]):
+def _composed_jobs(line, jobs: list[list[str]]):
     """Every job's config with its hydra node. Jobs that differ only in plain values share one Hydra
     composition, with the values applied as Hydra applies them (OmegaConf.update, merged): composing a
     table's hundreds of jobs one by one takes minutes. Anything that fails is composed in full, which
@@ -157,56 +124,61 @@ def _composed_jobs(compose, jobs: list[list[str]]):
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from omegaconf import OmegaConf
 
+    from drive_runner.cli.compose import compose_job
+
     parser = OverridesParser.create()
     bases: dict = {}
     for job in jobs:
         structure = tuple(o for o in job if not _is_plain_value(o))
         if structure not in bases:
-            bases[structure] = _compose_job(compose, list(structure))
+            bases[structure] = compose_job(line, list(structure))
         cfg = copy.deepcopy(bases[structure])
         try:
             for override in parser.parse_overrides([o for o in job if _is_plain_value(o)]):
                 OmegaConf.update(cfg, override.key_or_group, override.value(), merge=True)
         except Exception:  # noqa: BLE001 - the full composition raises the same error, worded for the user
-            cfg = _compose_job(compose, job)
+            cfg = compose_job(line, job)
         yield cfg
 
 
-def _table_jobs(compose, arguments: list[str]) -> list[list[str]]:
+def _table_jobs(line, options) -> list[list[str]]:
     """The jobs `table=NAME` will launch: its grids, as the table sweeper expands them."""
+    from drive_runner.cli.compose import compose_job
     from drive_runner.tables.grid import table_jobs
 
+    arguments = line.overrides
     table_arguments = [a for a in arguments if a.split("=", 1)[0].lstrip("+~").split(".")[0] == "table"]
-    check_names(table_arguments)
-    return table_jobs(_compose_job(compose, table_arguments).table, arguments)
+    check_names(table_arguments, options)
+    return table_jobs(compose_job(line, table_arguments).table, arguments)
 
 
 def prevalidate(argv: list[str]) -> tuple[list, Path, bool, list[Path]]:
-    """Compose and validate every job's config and check where the results will go; raise ConfigError
-    (or a Hydra error) on the first problem. Returns (job configs, run or sweep directory, multirun,
-    every job's directory)."""
-    from hydra import compose, initialize_config_module
+    """Compose and validate every job's config and check where the results will go, as Hydra will compose
+    them for this command line (-cp, -cn and -cd included); raise ConfigError (or a Hydra error) on the
+    first problem. Returns (job configs, run or sweep directory, multirun, every job's directory)."""
     from omegaconf import open_dict
 
-    from drive_runner.cli.compose import CONFIG_MODULE
+    from drive_runner.cli.compose import CommandLine, group_options, initialised
     from drive_runner.errors import ConfigError
+    from drive_runner.sweep_jobs import expand_sweep
     from drive_runner.tracking.rundir import check_output_directory
     from drive_runner.validation import validate
 
-    multirun = "-m" in argv or "--multirun" in argv
-    arguments = [a for a in argv if not a.startswith("-")]
-    keys = {a.split("=", 1)[0].lstrip("+~") for a in arguments}
+    line = CommandLine.parse(argv)
+    multirun = line.multirun
+    keys = {a.split("=", 1)[0].lstrip("+~") for a in line.overrides}
     if {"sparsity", "compression"} <= keys:
         raise ConfigError("compression", "give sparsity= or compression=, not both")
     configs, job_dirs = [], []
-    with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
+    with initialised(line):
+        options = functools.partial(group_options, line=line)
         if "table" in keys:  # a published table: the union of its grids, always a sweep
-            multirun, jobs = True, _table_jobs(compose, arguments)
+            multirun, jobs = True, _table_jobs(line, options)
         else:
-            jobs = _job_overrides(arguments, multirun)
+            jobs = expand_sweep(line.overrides) if multirun else [line.overrides]
         for job in jobs:
-            check_names(job)
-        for cfg in _composed_jobs(compose, jobs):
+            check_names(job, options)
+        for cfg in _composed_jobs(line, jobs):
             if not configs:  # every job of a sweep shares the sweep directory
                 output_dir = str(cfg.hydra.sweep.dir if multirun else cfg.hydra.run.dir)
             job_dirs.append(Path(cfg.hydra.sweep.dir, cfg.hydra.sweep.subdir) if multirun else Path(cfg.hydra.run.dir))
@@ -242,7 +214,9 @@ def _announce(configs: list, output_dir: Path, multirun: bool, job_dirs: list[Pa
     if done:
         print(f"drive-run: already done: {output_dir} holds this job's completed run; nothing to run", flush=True)
         return False
-    print(f"drive-run: {cfg.method.name} on {cfg.model.name}/{cfg.dataset.name} into {output_dir}", flush=True)
+    from drive_runner.instantiation import label
+
+    print(f"drive-run: {label(cfg.method)} on {label(cfg.model)}/{label(cfg.dataset)} into {output_dir}", flush=True)
     return True
 
 
@@ -253,11 +227,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     global _launcher_pid
     debug = os.environ.get("DRIVE_RUN_DEBUG") == "1"
-    os.environ["DRIVE_RUN_ID"] = command_name([a for a in argv if not a.startswith("-")])
+    from drive_runner.cli.compose import CommandLine, one_line
+
+    os.environ["DRIVE_RUN_ID"] = command_name(CommandLine.parse(argv).overrides)
     _launcher_pid = os.getpid()
     if not _INFO_FLAGS.intersection(argv):
-        from drive_runner.cli.compose import one_line
-
         try:
             if not _announce(*prevalidate(argv)):
                 return 0
@@ -274,14 +248,14 @@ def _launch(argv: list[str], debug: bool) -> int:
     from drive_runner.cli.compose import CONFIG_MODULE, CONFIG_NAME, one_line
     from drive_runner.errors import ConfigError, DriveRunnerError
     from drive_runner.interrupts import Interrupted
-    from drive_runner.tracking import sweep
+    from drive_runner.report import sweep
 
     os.environ["HYDRA_FULL_ERROR"] = "1"  # let errors reach us instead of Hydra's multi-line report
     sweep.reset()
     _single_run_errors.clear()
     hydra_main = hydra.main(config_path=f"pkg://{CONFIG_MODULE}", config_name=CONFIG_NAME, version_base="1.3")(_task)
     saved_argv = sys.argv
-    sys.argv = ["drive-run", *argv]
+    sys.argv = ["drive-run", *_absolute_config_path(argv)]
     try:
         hydra_main()
         if _single_run_errors:
@@ -310,10 +284,24 @@ def _launch(argv: list[str], debug: bool) -> int:
     return 0
 
 
+def _absolute_config_path(argv: list[str]) -> list[str]:
+    """A relative `-cp DIR` taken from the working directory, as a user means it (Hydra would take it from
+    drive-runner's own package)."""
+    argv = list(argv)
+    for index, item in enumerate(argv):
+        flag, equals, value = item.partition("=")
+        if flag in ("-cp", "--config-path"):
+            if equals and not value.startswith("pkg://"):
+                argv[index] = f"{flag}={os.path.abspath(value)}"
+            elif not equals and index + 1 < len(argv) and not argv[index + 1].startswith("pkg://"):
+                argv[index + 1] = os.path.abspath(argv[index + 1])
+    return argv
+
+
 def _report_unfinished_sweep():
     """The sweep report of a sweep that ended before Hydra's end-of-sweep callback (an interruption, a
     launcher that broke): rebuilt from the run directories. Returns the outcome, or None outside a sweep."""
-    from drive_runner.tracking import sweep
+    from drive_runner.report import sweep
 
     sweep_dir = sweep.running_sweep_dir()
     if sweep_dir is None or not sweep_dir.is_dir() or sweep.last_report() is not None:

@@ -7,6 +7,10 @@ from typing import Optional
 
 from omegaconf import MISSING
 
+from drive_runner.ranges import ranged
+
+MAX_IMAGE_SIZE = 1024  # px; larger images are no use to these CNNs and exhaust memory first
+
 
 @dataclass
 class DatasetConfig:
@@ -15,21 +19,21 @@ class DatasetConfig:
     root: str = "${oc.env:DRIVE_RUNNER_DATA,data}"
     download: bool = True
     augment: bool = True
-    image_size: Optional[int] = None  # None = the dataset's native size
-    channels: Optional[int] = None  # None = native; 3 on a grey dataset repeats the channel
+    image_size: Optional[int] = ranged(None, 1, MAX_IMAGE_SIZE, integer=True, optional=True)  # None = native size
+    channels: Optional[int] = ranged(None, 1, integer=True, optional=True)  # None = native; 3 on grey repeats it
 
 
 @dataclass
 class DigitsConfig(DatasetConfig):
-    test_fraction: float = 0.2
+    test_fraction: float = ranged(0.2, 0, 1, low_open=True, high_open=True)
     split_seed: int = 0  # the train/test split is fixed by this, not by the run seed
 
 
 @dataclass
 class SyntheticConfig(DatasetConfig):
-    num_classes: int = 10
-    num_train: int = 512
-    num_test: int = 256
+    num_classes: int = ranged(10, 2, integer=True)
+    num_train: int = ranged(512, 1, integer=True)
+    num_test: int = ranged(256, 1, integer=True)
 
 
 @dataclass

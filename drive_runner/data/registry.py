@@ -1,6 +1,7 @@
 """Dataset name -> builder, and what every builder shares: typed config, data root, missing-data errors.
 
-Builders register themselves with `@register("name")`; importing `drive_runner.data` imports them all.
+Builders register themselves with `@register("name")`; importing `drive_runner.data` imports them all. A
+config with `_target_` names a dataset of one's own instead (data/external.py).
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from ..errors import ConfigError, DatasetNotFoundError
+from ..instantiation import has_target
 from .bundle import DataBundle
+from .external import build_own_dataset, describe_own
 from .options import DATASET_OPTIONS
 
 # A builder gets the dataset config (typed, defaults filled in), the run seed and the loader worker count.
@@ -60,16 +63,24 @@ def _typed(cfg: Any) -> DictConfig:
         raise ConfigError(f"dataset.{exc.full_key}", str(exc).splitlines()[0]) from exc
 
 
-def build_dataset(cfg: Any, seed: int = 0, num_workers: int = 2) -> DataBundle:
-    """Build the dataset `cfg` names."""
+def build_dataset(cfg: Any, seed: int = 0, num_workers: int = 2, on_device: bool = False) -> DataBundle:
+    """Build the dataset `cfg` names. `on_device`: the data will live on the GPU, so a dataset that can be
+    decoded into memory is, unless its config says otherwise (`in_memory`)."""
+    if has_target(cfg):
+        return build_own_dataset(cfg, seed, num_workers, on_device)
     describe(cfg)  # the shape rules, refused before anything is read
     typed = _typed(cfg)
+    if "in_memory" in typed and typed.in_memory is None:
+        typed.in_memory = on_device
     return _BUILDERS[typed.name](typed, seed, num_workers)
 
 
 def describe(cfg: Any) -> tuple[tuple[int, int, int], int]:
     """The (C, H, W) input shape and class count `cfg` will give, without touching the disk, so a
-    channel count or size the dataset cannot give, or a model/dataset mismatch, is caught before any work."""
+    channel count or size the dataset cannot give, or a model/dataset mismatch, is caught before any work.
+    (A dataset of one's own is read here unless its config gives its channels, image size and classes.)"""
+    if has_target(cfg):
+        return describe_own(cfg)
     typed = _typed(cfg)
     native = _NATIVE[typed.name]
     channels = typed.channels or native.channels

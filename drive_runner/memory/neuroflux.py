@@ -398,7 +398,7 @@ class NeuroFluxTrainer:
             return _Source(take, labels)
 
         report = {"block": number, "bytes": train_cache.nbytes + test_cache.nbytes, "location": train_cache.location,
-                  "precision": self.cfg.cache_precision, "feature_augmentation": bool(augment)}
+                  "precision": str(self.cfg.cache_precision), "feature_augmentation": bool(augment)}
         return (cached(train_cache, source.labels, augment), cached(test_cache, test_source.labels, False), report)
 
     def _choose_exit(self, exits: list[dict]) -> int:

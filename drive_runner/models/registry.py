@@ -1,8 +1,10 @@
-"""Model registry: maps the names users type (`model=vgg16`) to builder functions.
+"""Model registry: maps the names users type (`model=vgg16`) to builder functions, and builds a model of one's
+own that a config names by `_target_`.
 
 A builder has the signature `builder(input_shape, num_classes, cfg) -> nn.Module`; it builds the
 architecture for the dataset's (C, H, W) and class count, and `build_model` then applies the
-initialisation selected by the config, so every family is initialised the same way.
+initialisation selected by the config, so every family is initialised the same way. A model of one's own
+keeps the initialisation its constructor gives it.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any, Callable, Dict, List, Tuple
 from torch import nn
 
 from drive_runner.errors import ConfigError
+from drive_runner.instantiation import build, has_target
 from drive_runner.models.init import initialise
 
 InputShape = Tuple[int, int, int]
@@ -55,22 +58,34 @@ def require_image_size(model: str, input_shape: InputShape, minimum: int, sugges
 
 
 def build_model(cfg: Any, input_shape: InputShape, num_classes: int, initialised: bool = True) -> nn.Module:
-    """Builds the model named by `cfg.name` for this input shape and class count, then initialises it
-    (`initialised=False` skips that, for shape checks on the meta device).
+    """Builds the model named by `cfg.name` (or by `_target_`) for this input shape and class count, then
+    initialises a built-in one (`initialised=False` skips that, for shape checks on the meta device).
 
     All randomness comes from torch's global RNG, so `torch.manual_seed(s)` beforehand fixes the weights.
     """
+    if has_target(cfg):
+        return build_own_model(cfg, input_shape, num_classes)
     name = option(cfg, "name", None)
     if name not in _BUILDERS:
         raise ConfigError("model", f"unknown model {name!r}; allowed: {', '.join(model_names())}")
     model = _BUILDERS[name](tuple(input_shape), num_classes, cfg)
     if initialised:
         initialise(
-        model,
+            model,
             conv_init=option(cfg, "conv_init", "kaiming_fan_in"),
             linear_init=option(cfg, "linear_init", "kaiming"),
             bn_init=option(cfg, "bn_init", "constant"),
         )
+    return model
+
+
+def build_own_model(cfg: Any, input_shape: InputShape, num_classes: int) -> nn.Module:
+    """A model a config names by `_target_` (any callable returning an nn.Module); a constructor that takes
+    `num_classes`, `in_channels` or `input_shape` gets the dataset's unless the config sets them."""
+    facts = {"num_classes": num_classes, "in_channels": input_shape[0], "input_shape": tuple(input_shape)}
+    model = build(cfg, "model", provided=facts)
+    if not isinstance(model, nn.Module):
+        raise ConfigError("model._target_", f"{cfg['_target_']} returned a {type(model).__name__}, not a torch.nn.Module")
     return model
 
 

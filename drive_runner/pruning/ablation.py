@@ -12,12 +12,19 @@ picked. They are the one place where masks are replaced rather than shrunk, so t
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 import torch
 
 from drive_runner.pruning.masks import MaskEngine
 
-ABLATIONS = ("none", "shuffle", "reinit")
-CONTROLS = ("none", "shuffle", "reinit")  # IMP's per-level controls: the same variants, trained beside each level
+
+class Ablation(StrEnum):
+    """prune.ablation, and IMP's per-level controls (the same variants, trained beside each level)."""
+
+    none = "none"
+    shuffle = "shuffle"
+    reinit = "reinit"
 
 
 def shuffled_masks(masks: dict[str, torch.Tensor], generator: torch.Generator) -> dict[str, torch.Tensor]:
@@ -26,15 +33,16 @@ def shuffled_masks(masks: dict[str, torch.Tensor], generator: torch.Generator) -
             for name, mask in masks.items()}
 
 
-def ablate(kind: str, ctx, weights: dict[str, torch.Tensor], draw: int, step: int) -> None:
-    """Put the ablated mask on the model: the shuffled mask on `weights`, or the found mask on a fresh
-    initialisation (the `draw`-th one of this run); training then restarts its optimizer at `step`."""
-    engine: MaskEngine = ctx.engine
-    if kind == "shuffle":
-        generator = torch.Generator().manual_seed(ctx.seed * 1_000_003 + 50_021 + draw)
+def ablate(kind: str, training, weights: dict[str, torch.Tensor], draw: int, step: int) -> None:
+    """Put the ablated mask on the model (`training`: the run's TrainingContext): the shuffled mask on
+    `weights`, or the found mask on a fresh initialisation (the `draw`-th one of this run); training then
+    restarts its optimizer at `step`."""
+    engine: MaskEngine = training.engine
+    if kind == Ablation.shuffle:
+        generator = torch.Generator().manual_seed(training.seed * 1_000_003 + 50_021 + draw)
         engine.replace_masks(shuffled_masks(engine.masks, generator))
-    elif kind == "reinit":
-        weights = ctx.reinitialised(draw)
+    elif kind == Ablation.reinit:
+        weights = training.reinitialised(draw)
     else:
         raise ValueError(f"unknown ablation {kind!r}; allowed: shuffle, reinit")
-    ctx.session.rewind(weights, step)
+    training.session.rewind(weights, step)

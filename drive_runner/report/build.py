@@ -15,7 +15,7 @@ from pathlib import Path
 
 from drive_runner.report import figures
 from drive_runner.report.events import compute_used, imp_curves
-from drive_runner.report.tables import Pivot, format_cell, pivot, to_latex, to_markdown
+from drive_runner.report.tables import format_cell, pivot, to_latex, to_markdown
 from drive_runner.tables.references import Comparison, Reference, load_reference, quantity_of
 from drive_runner.tracking.rundir import write_json_atomic, write_text_atomic
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
+from drive_runner.methods import method_colour
 from drive_runner.report.events import events, imp_curves
 from drive_runner.report.tables import pivot
 from drive_runner.tables.references import quantity_of
@@ -46,15 +47,13 @@ def _grid(plt, count: int, width: float = 5.0, height: float = 3.8):
     return fig, list(axes.flat)[:count]
 
 
-METHOD_COLOURS = ("dense", "drive", "grasp", "imp", "magnitude", "random", "snip", "synflow", "gmp", "prunetrain")
-
-
 def _colour(plt, method: str, colours: dict):
-    """One colour per method in every figure of every report; other labels take the next free ones."""
+    """One colour per method in every figure of every report: the method's own (drive_runner.methods); a row
+    that is more than a method's name (a label with settings) takes the next free one of this report."""
+    if " " not in str(method):
+        return method_colour(str(method))
     cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    if method in METHOD_COLOURS:
-        return cycle[METHOD_COLOURS.index(method) % len(cycle)]
-    return colours.setdefault(method, cycle[(len(METHOD_COLOURS) + len(colours)) % len(cycle)])
+    return colours.setdefault(method, cycle[len(colours) % len(cycle)])
 
 
 def accuracy_figure(panels: list[list[dict]], out_dir: Path, ref, rows: str, columns: str, quantity: str):

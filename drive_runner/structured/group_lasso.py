@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from drive_runner.models.structure import output_layer
+
 EPSILON = 1e-8  # inside the square root, so the (sub)gradient is defined at a zero group
 
 
@@ -26,7 +28,7 @@ class GroupedLayer:
 
 def grouped_layers(model: nn.Module) -> list[GroupedLayer]:
     layers = [(name, m) for name, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
-    classifier = getattr(model, "classifier_name", None)
+    classifier = output_layer(model)
     first = layers[0][0] if layers else None
     return [
         GroupedLayer(name, module, output_groups=name != classifier, input_groups=name != first)

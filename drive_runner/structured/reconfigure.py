@@ -19,6 +19,7 @@ import torch_pruning as tp
 from torch import nn
 
 from drive_runner.models.resnet_cifar import BasicBlock
+from drive_runner.models.structure import output_layer
 
 LAYERS = (nn.Conv2d, nn.Linear)
 SLICED = (nn.Conv2d, nn.Linear, nn.modules.batchnorm._BatchNorm)
@@ -58,7 +59,7 @@ def _dependency_graph(model: nn.Module, input_shape: tuple[int, ...]) -> tp.Depe
 
 def channel_sets(model: nn.Module, graph: tp.DependencyGraph, threshold: float) -> list[tuple]:
     """(root layer, alive mask over its channels) for every channel set, classifier outputs excluded."""
-    classifier = model.get_submodule(model.classifier_name)
+    classifier = model.get_submodule(output_layer(model))
     sets = []
     for group in graph.get_all_groups(root_module_types=list(LAYERS), ignored_layers=[classifier]):
         root = group.items[0].dep.target.module

@@ -9,16 +9,13 @@ from typing import Any
 
 def table_jobs(table, arguments: list[str]) -> list[list[str]]:
     """Each job's overrides; a command-line key replaces the grid's value for that key (and may sweep)."""
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from drive_runner.sweep_jobs import expand_sweep
 
-    parser = OverridesParser.create()
     given = {argument.split("=", 1)[0].lstrip("+~") for argument in arguments}
     jobs = []
     for grid in grids(table):
         items = [f"{key}={_sweep_text(value)}" for key, value in grid.items() if key not in given]
-        parsed = parser.parse_overrides([*items, *arguments])
-        jobs += [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
+        jobs += expand_sweep([*items, *arguments])
     return jobs[: table.limit] if table.limit is not None else jobs
 
 
@@ -32,7 +29,7 @@ def grids(table) -> list[dict]:
 
         allowed = ", ".join(sorted(table.grids)) if table.grids is not None else "none"
         raise ConfigError("table.recipe", f"table {table.name} has no '{table.recipe}' recipe; allowed: {allowed}")
-    return [dict(grid) for grid in OmegaConf.to_container(chosen, resolve=True)]
+    return [dict(grid) for grid in OmegaConf.to_container(chosen, resolve=True, enum_to_str=True)]
 
 
 def _sweep_text(value: Any) -> str:

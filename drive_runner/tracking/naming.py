@@ -2,9 +2,10 @@
 
 The identity of a job is its resolved config without the keys that change how a run is watched or
 where its inputs live but not what it computes (the logger, thread and worker counts, the data
-folder, the resume policy). Its hash, behind a readable prefix, names the job's directory, so the
-same command (or the same sweep) launched again finds the same directories: finished jobs are
-reported done, interrupted ones continue, only missing ones start.
+folder, the resume policy), together with the code of any user package its `_target_`s name
+(tracking/provenance.py). Its hash, behind a readable prefix, names the job's directory, so the same
+command (or the same sweep) launched again finds the same directories: finished jobs are reported done,
+interrupted ones continue, only missing ones start, and a job whose code changed starts anew.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ import re
 
 from omegaconf import DictConfig, OmegaConf
 
+from drive_runner.instantiation import label
 from drive_runner.launch_rank import on_main_rank
+from drive_runner.tracking.provenance import code_sources, digest
 
 COSMETIC_KEYS = ("logger", "hardware.num_workers", "hardware.threads", "dataset.root", "dataset.download", "resume")
 HASH_LENGTH = 10
@@ -36,7 +39,12 @@ def identity(container: dict) -> dict:
 
 
 def config_hash(container: dict) -> str:
-    text = json.dumps(identity(container), sort_keys=True, separators=(",", ":"))
+    """The hash of a job's identity: its config's, and the code its targets name where there is user code."""
+    kept = identity(container)
+    code = digest(code_sources(container))
+    if code is not None:
+        kept["code"] = code
+    text = json.dumps(kept, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:HASH_LENGTH]
 
 
@@ -57,7 +65,7 @@ def job_name(container: dict) -> str:
     """`<method>-<model>-<dataset>-s<sparsity>-seed<seed>-<hash>`: readable, and unique per identity."""
     density_key = f"c{container['compression']:g}" if container.get("compression") is not None \
         else f"s{container['sparsity']:g}"
-    parts = [container["method"]["name"], container["model"]["name"], container["dataset"]["name"], density_key,
+    parts = [label(container["method"]), label(container["model"]), label(container["dataset"]), density_key,
              f"seed{container['seed']}", config_hash(container)]
     return re.sub(r"[^A-Za-z0-9_.=-]", "_", "-".join(str(p) for p in parts))
 
@@ -69,7 +77,7 @@ def job_name_resolver(*, _root_: DictConfig) -> str:
 
 def _without_hydra(root: DictConfig) -> dict:
     keys = [key for key in root.keys() if key != "hydra"]
-    return {key: OmegaConf.to_container(root[key], resolve=True) if OmegaConf.is_config(root[key]) else root[key]
+    return {key: OmegaConf.to_container(root[key], resolve=True, enum_to_str=True) if OmegaConf.is_config(root[key]) else root[key]
             for key in keys}
 
 

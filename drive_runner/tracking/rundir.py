@@ -126,6 +126,9 @@ class RunDirectory:
     def write_config(self, yaml_text: str) -> None:
         write_text_atomic(self.path / "config.yaml", yaml_text)
 
+    def write_json(self, name: str, obj: Any) -> None:
+        write_json_atomic(self.path / name, obj)
+
     def append_metrics(self, record: dict) -> None:
         """One JSON object per line; each line is written whole and flushed at once."""
         record = {"time": round(time.time(), 3), **record}
@@ -175,6 +178,9 @@ class FollowerRunDirectory(RunDirectory):
         self.checkpoints = self.path / "checkpoints"
 
     def write_config(self, yaml_text: str) -> None:
+        pass
+
+    def write_json(self, name: str, obj: Any) -> None:
         pass
 
     def append_metrics(self, record: dict) -> None:

@@ -13,21 +13,36 @@ in each layer). Where it does not (residual paths, non-zero biases), the scores 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from enum import StrEnum
 
 import torch
 from torch import nn
 from torch.func import functional_call
 
-from drive_runner.pruning.scorers import register_scorer
-from drive_runner.pruning.scorers.common import batchnorm_mode, model_device
+from drive_runner.methods.base import ScoringMethod, ScoringOptions
+from drive_runner.pruning.scoring import batchnorm_mode, model_device
+from drive_runner.ranges import ranged
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+class ScoreDtype(StrEnum):
+    float32 = "float32"  # each layer's |W| rescaled where that keeps the ranking exact, float64 where it cannot
+    float64 = "float64"
+
+
+@dataclass
+class SynflowOptions(ScoringOptions):
+    iterations: int = ranged(100, 1, integer=True)
+    dtype: ScoreDtype = ScoreDtype.float32
+
+
 CONSERVATION_TOLERANCE = 1e-4  # relative; float32 rounding over VGG-16 stays below 1e-7
 # R inside this range leaves unscaled float32 a margin of 2^26 either side (normal numbers span 2^-126..2^128).
 FLOAT32_SAFE_RANGE = (2.0**-100, 2.0**100)
 
 
-@register_scorer("synflow", needs_data=False)
 def synflow_scores(model, names, batches=(), *, input_shape, generator=None, dtype: str = "float32"):
     if not input_shape:
         raise ValueError("synflow needs the input shape: pass a batch or input_shape=(C, H, W)")
@@ -80,3 +95,16 @@ def is_conserved(scores: dict[str, torch.Tensor], objective: float) -> bool:
         return False
     sums = [float(score.sum()) for score in scores.values()]
     return all(abs(total - objective) <= CONSERVATION_TOLERANCE * objective for total in sums)
+
+
+class SynflowPruning(ScoringMethod):
+    name = "synflow"
+    options = SynflowOptions
+    schedules = ("exponential", "oneshot", "linear")
+    colour = "#7f7f7f"
+
+    def scoring_batches(self, ctx):
+        return []
+
+    def score(self, model, names, batches, *, generator, input_shape):
+        return synflow_scores(model, names, input_shape=input_shape, dtype=self.options.dtype)

@@ -6,8 +6,8 @@ from __future__ import annotations
 import math
 
 from drive_runner.errors import ConfigError
-from drive_runner.pruning.masks import MaskEngine
-from drive_runner.pruning.methods import PruningContext, PruningMethod, register_method
+from drive_runner.methods.base import TrainingTimeMethod
+from drive_runner.pruning.context import TrainingContext
 from drive_runner.pruning.schedules import gmp_density
 from drive_runner.pruning.targets import target_density
 from drive_runner.train.loop import TrainingCallback
@@ -20,13 +20,10 @@ def pruning_window(schedule, total_epochs: int) -> tuple[int, int]:
     return start, end
 
 
-@register_method
-class GradualMagnitudePruning(PruningMethod):
+class GradualMagnitudePruning(TrainingTimeMethod):
     name = "gmp"
     schedules = ("cubic",)
-    default_schedule = "cubic"
-    prunes_during_training = True
-    needs_session = True
+    colour = "#bcbd22"
 
     def check_config(self, cfg) -> None:
         epochs = int(cfg.trainer.epochs)
@@ -43,19 +40,13 @@ class GradualMagnitudePruning(PruningMethod):
         if not 0 <= self.schedule.initial_sparsity <= final_sparsity:
             raise ConfigError("schedule.initial_sparsity", f"must be in [0, {final_sparsity:g}] (the target sparsity)")
 
-    def target_density(self, requested_density: float) -> float:
-        return requested_density
-
-    def expected_survivors(self, engine: MaskEngine, density: float) -> int:
-        return engine.expected_survivors(density)
-
     _callback: "_GradualPruning | None" = None
     _saved_events = 0
 
-    def training_callbacks(self, ctx: PruningContext) -> list:
-        start, end = pruning_window(self.schedule, int(ctx.session.cfg.epochs))
-        steps = ctx.session.steps_per_epoch
-        self._callback = _GradualPruning(ctx, self.schedule, start * steps, end * steps)
+    def training_callbacks(self, training: TrainingContext) -> list:
+        start, end = pruning_window(self.schedule, int(training.session.cfg.epochs))
+        steps = training.session.steps_per_epoch
+        self._callback = _GradualPruning(training, self.schedule, start * steps, end * steps)
         self._callback.events = self._saved_events
         return [self._callback]
 
@@ -67,7 +58,7 @@ class GradualMagnitudePruning(PruningMethod):
 
 
 class _GradualPruning(TrainingCallback):
-    def __init__(self, ctx: PruningContext, schedule, start_step: int, end_step: int):
+    def __init__(self, ctx: TrainingContext, schedule, start_step: int, end_step: int):
         self.ctx = ctx
         self.start_step, self.end_step = start_step, end_step
         self.interval = int(schedule.interval_steps)

@@ -1,8 +1,9 @@
-"""What the scorers share: parameter and mask lookup, BN handling while scoring, loss gradients."""
+"""What scoring rules share: parameter and mask lookup, BN handling while scoring, loss gradients."""
 
 from __future__ import annotations
 
 import contextlib
+from enum import StrEnum
 from typing import Iterable
 
 import torch
@@ -10,6 +11,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from drive_runner.pruning.masks import MASK_SUFFIX
+
+
+class BNMode(StrEnum):
+    """How BatchNorm normalises while a rule scores: with its running statistics, or the scoring batch's."""
+
+    eval = "eval"
+    train = "train"
 
 
 def named_params(model: nn.Module, names: list[str]) -> list[nn.Parameter]:

@@ -1,15 +1,19 @@
-"""PruneTrain as a method: the group-lasso penalty is added to every training step, and every `interval`
+"""PruneTrain (Lym et al., SC'19): structured pruning that physically shrinks the model while it trains: the group-lasso penalty is added to every training step, and every `interval`
 epochs the network is rebuilt without its dead channels; under a memory budget the batch then grows to
 what the smaller model fits (docs/prunetrain.md)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Optional
+
 import torch
 
 from drive_runner import distributed
 from drive_runner.errors import ConfigError
+from drive_runner.methods.base import MethodOptions, TrainingTimeMethod
+from drive_runner.pruning.context import TrainingContext
 from drive_runner.pruning.masks import MaskEngine
-from drive_runner.pruning.methods import PruningContext, PruningMethod, register_method
 from drive_runner.structured.architecture import output_widths
 from drive_runner.structured.dynamic_batch import DynamicBatch
 from drive_runner.structured.group_lasso import grouped_layers, penalty, strength_from_ratio
@@ -18,37 +22,49 @@ from drive_runner.train.flops import total_flops, training_flops
 from drive_runner.train.loop import TrainingCallback
 
 
-@register_method
-class PruneTrain(PruningMethod):
+@dataclass
+class PruneTrainOptions(MethodOptions):
+    penalty_ratio: float = 0.2  # r: lambda R / (CE + lambda R) on the first mini-batch, then frozen
+    threshold: float = 1e-4  # a group is dead when all its |w| are below this
+    interval: int = 10  # epochs between reconfigurations (10 on CIFAR, 5 on ImageNet)
+    # With hardware.memory_budget_mb: after a reconfiguration that shrinks the model, train on with the largest
+    # batch the smaller model fits in the budget (LR scaled linearly); no effect without a budget.
+    dynamic_batch: bool = True
+    max_batch_size: Optional[int] = None  # the bound on that growth; None = 4 x the run's starting batch
+
+
+class PruneTrain(TrainingTimeMethod):
     name = "prunetrain"
-    prunes_during_training = True
-    needs_session = True
-    structured = True  # removes whole channels; there is no unstructured sparsity target
+    options = PruneTrainOptions
+    colour = "#17becf"
+
+    def target_density(self, requested_density: float) -> float:
+        return 1.0  # no masks: whole channels leave the model instead
 
     def check_config(self, cfg) -> None:
-        if not 0 < self.cfg.penalty_ratio < 1:
-            raise ConfigError("method.penalty_ratio", f"must be in (0, 1), got {self.cfg.penalty_ratio}")
-        if self.cfg.interval < 1:
-            raise ConfigError("method.interval", f"must be an integer >= 1 (epochs), got {self.cfg.interval}")
-        if self.cfg.threshold <= 0:
-            raise ConfigError("method.threshold", f"must be > 0, got {self.cfg.threshold}")
-        if int(cfg.trainer.epochs) < self.cfg.interval:
-            raise ConfigError("trainer.epochs", f"prunetrain removes channels every method.interval={self.cfg.interval} "
+        if not 0 < self.options.penalty_ratio < 1:
+            raise ConfigError("method.penalty_ratio", f"must be in (0, 1), got {self.options.penalty_ratio}")
+        if self.options.interval < 1:
+            raise ConfigError("method.interval", f"must be an integer >= 1 (epochs), got {self.options.interval}")
+        if self.options.threshold <= 0:
+            raise ConfigError("method.threshold", f"must be > 0, got {self.options.threshold}")
+        if int(cfg.trainer.epochs) < self.options.interval:
+            raise ConfigError("trainer.epochs", f"prunetrain removes channels every method.interval={self.options.interval} "
                                                 f"epochs of training; trainer.epochs={cfg.trainer.epochs} never gets there")
-        largest = self.cfg.max_batch_size
+        largest = self.options.max_batch_size
         if largest is not None and (largest < 1 or (cfg.trainer.batch_size != "auto"
                                                     and largest < int(cfg.trainer.batch_size))):
             raise ConfigError("method.max_batch_size", f"bounds the batch's growth, so it must be null or at least "
                                                        f"trainer.batch_size ({cfg.trainer.batch_size}); got {largest}")
 
     def expected_survivors(self, engine: MaskEngine, density: float) -> int:
-        return engine.total()  # no masks: pruned channels leave the model instead
+        return engine.total()
 
     _tracker: "_GroupLassoAndReconfigure | None" = None
     _saved: dict | None = None
 
-    def training_callbacks(self, ctx: PruningContext) -> list:
-        self._tracker = _GroupLassoAndReconfigure(ctx, self.cfg, ctx.hardware)
+    def training_callbacks(self, training: TrainingContext) -> list:
+        self._tracker = _GroupLassoAndReconfigure(training, self.options, training.hardware)
         if self._saved:
             self._tracker.load_state_dict(self._saved)
         return [self._tracker]
@@ -60,11 +76,12 @@ class PruneTrain(PruningMethod):
         self._saved = state or None
 
     def summary_extras(self) -> dict:
-        return self._tracker.summary()
+        # Structured pruning removes channels without a sparsity target.
+        return {**self._tracker.summary(), "target_sparsity": None, "target_compression": None}
 
 
 class _GroupLassoAndReconfigure(TrainingCallback):
-    def __init__(self, ctx: PruningContext, cfg, hardware=None):
+    def __init__(self, ctx: TrainingContext, cfg, hardware=None):
         self.ctx = ctx
         self.ratio = float(cfg.penalty_ratio)
         self.threshold = float(cfg.threshold)
