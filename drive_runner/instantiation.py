@@ -26,9 +26,17 @@ def has_target(node: Any) -> bool:
 
 
 def label(node: Any) -> str:
-    """What a node is called in names and reports: its `name`, else its target's last component."""
+    """What a node is called in names and reports: its `name`; else the `name` its target class declares (a
+    method's); else its target's last component."""
     name = node.get(LABEL_KEY) if isinstance(node, (Mapping, DictConfig)) else None
-    return str(name) if name else str(node["_target_"]).rpartition(".")[2]
+    if name:
+        return str(name)
+    path = str(node["_target_"])
+    try:
+        declared = getattr(get_object(path), LABEL_KEY, None)
+    except Exception:  # noqa: BLE001 - a target that cannot be imported is refused by validation, not here
+        declared = None
+    return declared if isinstance(declared, str) and declared else path.rpartition(".")[2]
 
 
 def locate(path: str, key: str) -> Any:

@@ -150,7 +150,7 @@ def begin_attempt(directory: RunDirectory, config: dict, resume: str) -> Attempt
     if resume == "never" and (earlier or state_path.exists()):
         raise ConfigError("resume", f"{directory.path} holds an earlier run and resume=never; "
                                     "choose another directory (hydra.run.dir) or use resume=auto")
-    _check_same_config(directory, config)
+    check_same_job(directory.path, config)
     if summary and summary.get("status") == "completed":
         return Attempt(0, None, summary)
     saved = read_state(state_path)
@@ -163,8 +163,20 @@ def begin_attempt(directory: RunDirectory, config: dict, resume: str) -> Attempt
     return Attempt(kept_apart + 1, saved, None)
 
 
-def _check_same_config(directory: RunDirectory, config: dict) -> None:
-    path = directory.path / "config.yaml"
+def completed_run(run_dir: Path, config: dict) -> dict | None:
+    """The summary of this job's completed run in `run_dir`, None when it holds none; refused when it holds
+    another job's (another config, or the same config of other code)."""
+    summary = read_summary(run_dir)
+    if not summary or summary.get("status") != "completed":
+        return None
+    check_same_job(run_dir, config)
+    return summary
+
+
+def check_same_job(run_dir: Path, config: dict) -> None:
+    """A directory that holds an earlier run takes only the same job: the same config and the same code."""
+    run_dir = Path(run_dir)
+    path = run_dir / "config.yaml"
     if not path.exists():
         return
     try:
@@ -173,11 +185,11 @@ def _check_same_config(directory: RunDirectory, config: dict) -> None:
         return
     keys = differing_keys(identity(before), identity(config))
     if keys:
-        raise ConfigError("hydra.run.dir", f"{directory.path} holds a run with a different config ({_few(keys)} "
+        raise ConfigError("hydra.run.dir", f"{run_dir} holds a run with a different config ({_few(keys)} "
                                            "differ); choose another directory or relaunch with the same config")
-    files = changed(read_sources(directory.path), code_sources(config))
+    files = changed(read_sources(run_dir), code_sources(config))
     if files:
-        raise ConfigError("hydra.run.dir", f"{directory.path} holds a run of other code ({_few(files)} changed since "
+        raise ConfigError("hydra.run.dir", f"{run_dir} holds a run of other code ({_few(files)} changed since "
                                            "it ran); choose another directory, or leave hydra.run.dir out and the "
                                            "run gets a directory of its own")
 

@@ -160,3 +160,60 @@ def test_resolved_config_round_trips_to_yaml():
     cfg = make_cfg("experiment=quickstart")
     text = OmegaConf.to_yaml(cfg, resolve=True)
     assert "name: digits" in text and "name: lenet300" in text
+
+
+PRIMARY_OF_ONES_OWN = """\
+defaults:
+  - config
+  - override dataset: digits
+  - override model: lenet300
+  - override method: magnitude
+  - _self_
+
+hydra:
+  searchpath: [pkg://drive_runner.conf]
+
+seed: 4
+"""
+
+
+@pytest.mark.parametrize("flags", [["-cp", "conf", "-cn", "lenet"], ["-cd", "conf", "-cn", "lenet"]])
+def test_runs_with_a_primary_config_of_ones_own_are_checked_named_and_skipped_like_any(tmp_path, monkeypatch, capsys,
+                                                                                     flags):
+    """-cp, -cn and -cd: the same checks before any directory, the same directory names, the same "already done"."""
+    from drive_runner.cli.run import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "lenet.yaml").write_text(PRIMARY_OF_ONES_OWN)
+    assert main([*flags, "sparsity=2"]) == 2
+    assert capsys.readouterr().err == "drive-run: error: sparsity: must be a number in [0, 1), got 2.0\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["conf"]
+    configs, directory, _, _ = prevalidate([*flags, "trainer.epochs=1", "logger=none"])
+    assert (configs[0].model.name, configs[0].seed) == ("lenet300", 4)
+    assert directory.name.startswith("magnitude-lenet300-digits-s0.9-seed4-")
+    assert main([*flags, "trainer.epochs=1", "logger=none", "hardware.device=cpu"]) == 0
+    capsys.readouterr()
+    assert main([*flags, "trainer.epochs=1", "logger=none", "hardware.device=cpu"]) == 0
+    assert "already done" in capsys.readouterr().out
+
+
+def test_a_missing_config_dir_is_refused_naming_the_flag(tmp_path, monkeypatch, capsys):
+    from drive_runner.cli.run import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["--config-dir", "nowhere", "dataset=digits"]) == 2
+    assert capsys.readouterr().err.startswith("drive-run: error: --config-dir: no such directory: ")
+
+
+def test_a_dataset_without_a_recipe_of_its_own_trains_with_the_generic_recipe():
+    from drive_runner.cli.compose import CommandLine, compose_job, initialised
+    from drive_runner.train.options import TrainerConfig
+
+    line = CommandLine(["dataset=noisy_digits", "model=lenet300"], config_dir=str(REPO / "examples/own_project/conf"))
+    with initialised(line):
+        cfg = compose_job(line, line.overrides, with_hydra=False)
+    generic = TrainerConfig()
+    assert (cfg.trainer.epochs, cfg.trainer.lr, cfg.trainer.lr_schedule, cfg.trainer.batch_size) == \
+        (generic.epochs, generic.lr, generic.lr_schedule, generic.batch_size)
+    assert make_cfg("dataset=digits", "model=lenet300").trainer.batch_size == 64  # a dataset's own recipe

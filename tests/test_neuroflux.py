@@ -161,3 +161,14 @@ def test_a_run_that_dies_in_its_second_block_resumes_from_the_first(tmp_path: Pa
     assert resumed["attempt"] == 2 and resumed["test_acc"] == reference["test_acc"]
     assert resumed["neuroflux"]["exits"] == reference["neuroflux"]["exits"]
     assert resumed["neuroflux"]["chosen_exit"] == reference["neuroflux"]["chosen_exit"]
+
+
+@pytest.mark.parametrize("key", ["trainer.optimizer=adam", "trainer.lr_milestones=[3]", "trainer.weight_decay=0.1"])
+def test_neuroflux_refuses_the_backprop_keys_it_would_ignore(key):
+    """Every block trains with SGD on NeuroFlux's own schedule: the recipe's optimizer and schedule keys are
+    refused by name, not silently ignored."""
+    name = key.split("=")[0]
+    with pytest.raises(ConfigError) as error:
+        neuroflux_cfg(key)
+    assert error.value.key == name and "unknown key; trainer keys are" in str(error.value)
+    assert "optimizer" not in neuroflux_cfg().trainer and neuroflux_cfg().trainer.lr == 0.1

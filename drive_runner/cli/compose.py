@@ -10,10 +10,12 @@ import os
 from dataclasses import dataclass, field
 
 from hydra import compose, initialize_config_dir, initialize_config_module
+from hydra.core.config_search_path import ConfigSearchPath, SearchPathQuery
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.object_type import ObjectType
-from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.plugins import Plugins
 from hydra.errors import MissingConfigException
+from hydra.plugins.search_path_plugin import SearchPathPlugin
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
@@ -22,9 +24,22 @@ from drive_runner.errors import ConfigError, shorten
 
 CONFIG_MODULE = "drive_runner.conf"
 CONFIG_NAME = "config"
-SEARCH_PATH_KEY = "hydra.searchpath"
+
+
+class ConfigDirectory(SearchPathPlugin):
+    """`-cd DIR` while drive-run composes outside Hydra's entry point: DIR joins the config search path where
+    Hydra's own --config-dir puts it (just before the structured configs), so every check sees what the run will."""
+
+    directory: str | None = None
+
+    def manipulate_search_path(self, search_path: ConfigSearchPath) -> None:
+        if ConfigDirectory.directory is not None:
+            search_path.prepend(provider="command-line", path=f"file://{ConfigDirectory.directory}",
+                                anchor=SearchPathQuery(provider="schema"))
+
 
 register_schemas()
+Plugins.instance().register(ConfigDirectory)
 
 
 @dataclass
@@ -48,61 +63,63 @@ class CommandLine:
         return cls([a for a in rest if not a.startswith("-")], known.multirun, known.config_path,
                    known.config_name or CONFIG_NAME, known.config_dir)
 
-    def search_path_overrides(self) -> list[str]:
-        """`-cd DIR` as Hydra applies it: DIR searched after the primary config's directory (the same place an
-        entry of hydra.searchpath takes), ahead of the command line's own hydra.searchpath entries."""
-        if self.config_dir is None:
-            return []
-        folder = os.path.abspath(self.config_dir)
-        if not os.path.isdir(folder):
-            raise ConfigError("--config-dir", f"no such directory: {folder}")
-        given = [o for o in self.overrides if o.split("=", 1)[0] == SEARCH_PATH_KEY]
-        entries = list(OverridesParser.create().parse_override(given[-1]).value()) if given else []
-        return [f"{SEARCH_PATH_KEY}=[{','.join([f'file://{folder}', *entries])}]"]
 
 
 @contextlib.contextmanager
 def initialised(line: CommandLine):
-    """Hydra initialised for the command line's primary config (the package's unless -cp names another)."""
+    """Hydra initialised for the command line's primary config (the package's unless -cp names another) and its
+    config directory (-cd)."""
+    folder = os.path.abspath(line.config_dir) if line.config_dir is not None else None
+    if folder is not None and not os.path.isdir(folder):
+        raise ConfigError("--config-dir", f"no such directory: {folder}")
     path = line.config_path
-    if path is None or path == f"pkg://{CONFIG_MODULE}":
-        context = initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3")
-    elif path.startswith("pkg://"):
-        context = initialize_config_module(config_module=path[len("pkg://"):], version_base="1.3")
-    else:
-        context = initialize_config_dir(config_dir=os.path.abspath(path), version_base="1.3")
-    with context:
-        yield
+    ConfigDirectory.directory = folder  # read while Hydra initialises its search path
+    try:
+        if path is None or path == f"pkg://{CONFIG_MODULE}":
+            context = initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3")
+        elif path.startswith("pkg://"):
+            context = initialize_config_module(config_module=path[len("pkg://"):], version_base="1.3")
+        else:
+            context = initialize_config_dir(config_dir=os.path.abspath(path), version_base="1.3")
+        with context:
+            yield
+    finally:
+        ConfigDirectory.directory = None
 
 
 def group_options(group: str, line: CommandLine) -> list[str]:
     """The options of a config group as Hydra sees them for this command line (the user's config directories
     and the methods of installed packages included); within `initialised`."""
     loader = GlobalHydra.instance().config_loader()
-    options = loader.get_group_options(group, results_filter=ObjectType.CONFIG, config_name=line.config_name,
-                                       overrides=line.search_path_overrides())
-    return sorted(options)
+    return sorted(loader.get_group_options(group, results_filter=ObjectType.CONFIG, config_name=line.config_name))
 
 
 def compose_job(line: CommandLine, overrides: list[str], with_hydra: bool = True) -> DictConfig:
     """One job's config (with its hydra node unless `with_hydra` is false); within `initialised`. An unknown
     nested key is reported with the keys its group does have, any other error as one line naming its key."""
-    extra = line.search_path_overrides()
     try:
-        return compose(config_name=line.config_name, overrides=[*overrides, *extra], return_hydra_config=with_hydra)
+        return compose(config_name=line.config_name, overrides=overrides, return_hydra_config=with_hydra)
     except Exception as error:
         raise _as_config_error(error, line, overrides) from None
 
 
 def _as_config_error(error: Exception, line: CommandLine, overrides: list[str]) -> Exception:
+    if "Error resolving interpolation '${dataset}'" in str(error):  # the recipe follows the dataset option's name
+        return ConfigError("dataset", "a dataset of one's own needs a config file (the recipe follows the name of the "
+                                      "dataset= option): put it in DIR/dataset/NAME.yaml and run with --config-dir DIR "
+                                      "dataset=NAME (docs/extending.md)")
     cause = error.__cause__
     full_key = getattr(cause, "full_key", None) if isinstance(cause, OmegaConfBaseException) else None
+    group, _, key = (full_key or "").rpartition(".")
+    if isinstance(cause, (ConfigAttributeError, ConfigKeyError)) and key == "_target_" and "." not in group:
+        return ConfigError(full_key, f"the built-in {group} configs take no _target_; for a {group} of one's own "
+                                     f"named on the command line, drop the chosen one first: ~{group} "
+                                     f"+{group}._target_=package.Name +{group}.<argument>=... (docs/extending.md)")
     if isinstance(cause, (ConfigAttributeError, ConfigKeyError)) and full_key and "." in full_key:
         rest = [o for o in overrides if o.partition("=")[0].lstrip("+~") != full_key]
         if rest != overrides:
             group, _, _ = full_key.rpartition(".")
-            node = OmegaConf.select(compose(config_name=line.config_name, overrides=[*rest, *line.search_path_overrides()]),
-                                    group)
+            node = OmegaConf.select(compose(config_name=line.config_name, overrides=rest), group)
             if node is not None and hasattr(node, "keys"):
                 keys = ", ".join(sorted(str(k) for k in node.keys() if not str(k).startswith("_")))
                 return ConfigError(full_key, f"unknown key; {group} keys are {keys}")

@@ -190,16 +190,19 @@ def prevalidate(argv: list[str]) -> tuple[list, Path, bool, list[Path]]:
     return configs, Path(output_dir), multirun, job_dirs
 
 
-def _completed(job_dir: Path) -> bool:
-    from drive_runner.tracking.rundir import read_summary
+def _completed(job_dir: Path, cfg) -> bool:
+    """Whether the directory holds this job's completed run (one of another config or code is refused)."""
+    from omegaconf import OmegaConf
 
-    return (read_summary(job_dir) or {}).get("status") == "completed"
+    from drive_runner.run_state import completed_run
+
+    return completed_run(job_dir, OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)) is not None
 
 
 def _announce(configs: list, output_dir: Path, multirun: bool, job_dirs: list[Path]) -> bool:
     """The first line, as soon as the command is known to be good (data and models load after it), from
     rank 0 of a data-parallel job alone. Returns whether there is anything to run."""
-    done = sum(_completed(job_dir) for job_dir in job_dirs)
+    done = sum(_completed(job_dir, cfg) for job_dir, cfg in zip(job_dirs, configs))
     if environment_rank() != 0:  # the same decision as rank 0's, unsaid
         return done < len(configs) if multirun else not done
     if multirun:

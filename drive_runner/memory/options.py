@@ -11,7 +11,14 @@ from enum import StrEnum
 from typing import Optional
 
 from drive_runner.ranges import ranged
-from drive_runner.train.options import LRScaling
+
+
+class LRScaling(StrEnum):
+    """How the LR follows a batch chosen for a memory budget (backprop's trainer.batch_size=auto, NeuroFlux's
+    blocks): linear (lr x batch / lr_reference_batch) or none."""
+
+    linear = "linear"
+    none = "none"
 
 
 class CacheLocation(StrEnum):

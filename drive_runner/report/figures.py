@@ -66,9 +66,11 @@ def accuracy_figure(panels: list[list[dict]], out_dir: Path, ref, rows: str, col
     labels, colours = [], {}
     for ax, runs in zip(axes, panels):
         table = pivot(runs, measure.summary_key, rows, columns, convert=measure.convert)
-        for row in table.rows:
-            points = [(c, table.cell(row, c)) for c in table.cols if table.cell(row, c) is not None]
-            method = points[0][1].runs[0].get("method") if points else str(row)
+        for row in table.rows:  # runs without a sparsity target (PruneTrain) have no place on this axis
+            points = [(c, table.cell(row, c)) for c in table.cols if c is not None and table.cell(row, c) is not None]
+            if not points:
+                continue
+            method = points[0][1].runs[0].get("method")
             ax.errorbar([_ratio(columns, c) for c, _ in points], [cell.mean for _, cell in points],
                         yerr=[cell.std for _, cell in points], marker="o", capsize=3, label=str(row),
                         color=_colour(plt, method, colours))

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, List
 
+from drive_runner.memory.options import LRScaling
 from drive_runner.ranges import batch_size_rule, epochs_list_rule, ranged, ruled
 
 
@@ -23,11 +24,6 @@ class LRSchedule(StrEnum):
     multistep = "multistep"  # x lr_gamma at each of lr_milestones (epochs)
     cosine = "cosine"  # cosine decay to 0 over trainer.epochs
     constant = "constant"
-
-
-class LRScaling(StrEnum):
-    linear = "linear"  # lr x batch / lr_reference_batch when the batch is chosen for a memory budget
-    none = "none"
 
 
 @dataclass
