@@ -290,7 +290,46 @@ def test_an_entry_point_that_fails_or_takes_a_used_name_is_refused_naming_its_pa
     entry_point_package(tmp_path, entry, module)
     common = ["dataset=digits", "model=lenet300", "trainer.epochs=1", "logger=none"]
     refused = run_cli(f"method={method}", *common, cwd=tmp_path, env={"PYTHONPATH": str(tmp_path)})
-    assert refused.returncode == 2 and refused.stderr.startswith(f"drive-run: error: method: ") and says in \
+    assert refused.returncode == 2 and refused.stderr.startswith("drive-run: error: method: ") and says in \
         refused.stderr, refused.stderr
     other = run_cli("method=magnitude", *common, "hydra.run.dir=run", cwd=tmp_path, env={"PYTHONPATH": str(tmp_path)})
     assert other.returncode == 0, other.stderr  # the other methods still run
+
+
+TORCHVISION_LIKE = '''
+import numpy as np
+from PIL import Image
+from torch.utils.data import Dataset
+
+
+class Shapes(Dataset):
+    """A dataset class with torchvision's signature: PIL images, `classes` and `targets`, one split per `train`."""
+
+    classes = ["bar", "dot", "ring", "unused"]
+
+    def __init__(self, root, train=True, transform=None, download=False):
+        self.transform = transform
+        self.targets = [i % 3 for i in range(60 if train else 30)]
+
+    def __len__(self):
+        return len(self.targets)
+
+    def __getitem__(self, index):
+        pixels = np.zeros((8, 8), dtype=np.uint8)
+        pixels[self.targets[index]::3, :] = 255
+        image = Image.fromarray(pixels)
+        return (self.transform(image) if self.transform else image), self.targets[index]
+'''
+
+
+def test_a_torchvision_style_dataset_class_is_built_for_both_splits_with_to_tensor(project, tmp_path):
+    root, conf = project
+    (root / "myproj" / "tvlike.py").write_text(TORCHVISION_LIKE)
+    (conf / "dataset" / "shapes.yaml").write_text("_target_: myproj.tvlike.Shapes\nroot: .\n")
+    result = run_cli("--config-dir", str(conf), "dataset=shapes", "model=lenet300", "method=magnitude",
+                     "trainer.epochs=1", "logger=none", "hydra.run.dir=run", cwd=tmp_path, env={"PYTHONPATH": str(root)})
+    assert result.returncode == 0, result.stderr
+    summary = read_json(tmp_path / "run" / "summary.json")
+    assert summary["dataset"] == "Shapes" and summary["status"] == "completed"
+    checkpoint = torch.load(tmp_path / "run" / "checkpoints" / "final.pt", weights_only=True)
+    assert checkpoint["input_shape"] == [1, 8, 8] and checkpoint["num_classes"] == 4  # its `classes`, not its labels
