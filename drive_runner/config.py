@@ -151,7 +151,9 @@ def register_schemas() -> None:
 
     plugins = Plugins.instance()  # first: its scan re-executes Hydra's plugin modules, the basic sweeper's too
     from hydra_plugins.drive_runner_launcher.process_launcher import ProcessLauncher
-    from hydra_plugins.drive_runner_launcher.process_launcher import register as register_process_launcher
+    from hydra_plugins.drive_runner_launcher.process_launcher import (
+        register as register_process_launcher,
+    )
     from hydra_plugins.drive_runner_table_sweeper.table_sweeper import TableSweeper
 
     plugins.register(TableSweeper)

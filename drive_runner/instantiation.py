@@ -11,8 +11,6 @@ from __future__ import annotations
 import inspect
 from typing import Any, Mapping
 
-from hydra.errors import InstantiationException
-from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from drive_runner.errors import ConfigError, shorten
@@ -31,6 +29,10 @@ def label(node: Any) -> str:
     name = node.get(LABEL_KEY) if isinstance(node, (Mapping, DictConfig)) else None
     if name:
         return str(name)
+    from hydra.utils import (
+        get_object,  # on use: `drive-run --help` answers without importing Hydra's machinery
+    )
+
     path = str(node["_target_"])
     try:
         declared = getattr(get_object(path), LABEL_KEY, None)
@@ -41,6 +43,8 @@ def label(node: Any) -> str:
 
 def locate(path: str, key: str) -> Any:
     """The object a dotted path names; refused in one line when it cannot be imported."""
+    from hydra.utils import get_object
+
     try:
         return get_object(path)
     except Exception as error:  # noqa: BLE001 - ImportError, AttributeError, ValueError: all the user's to fix
@@ -79,6 +83,9 @@ def build(node: Any, key: str, provided: Mapping[str, Any] = (), reserved: tuple
              if name not in kwargs and accepted is not None and name in accepted}
     special = {k: v for k, v in (OmegaConf.to_container(node, enum_to_str=True) if isinstance(node, DictConfig) else node).items()
                if str(k).startswith("_") and k != "_target_"}
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate
+
     config = {"_target_": path, "_convert_": "all", **special, **kwargs}
     try:
         return instantiate(config, **extra)

@@ -36,8 +36,8 @@ def validate(cfg: DictConfig, *, memory: bool = True) -> None:
     check_ranges(method.options, "method")
     method.check_config(cfg)
     runner = runner_for(cfg, method)
-    input_shape, num_classes, model = _model_on_the_meta_device(cfg)
-    _check_model(cfg, method, model, input_shape, num_classes)
+    input_shape, num_classes, model = _model_to_check(cfg)
+    _check_prunable(cfg, method, model)
     runner.check(cfg, method, model, input_shape, num_classes, memory)
 
 
@@ -102,10 +102,10 @@ def _check_hardware(hardware) -> None:
               f"unknown torch.compile backend {hardware.compile_backend!r}; allowed: {', '.join(backends)}")
 
 
-def _model_on_the_meta_device(cfg: DictConfig):
+def _model_to_check(cfg: DictConfig):
     """The dataset's input shape and class count (read without loading the built-in datasets), and the model
-    built for them on the meta device, where nothing is allocated (a model of one's own that cannot be built
-    there is built on the CPU)."""
+    built for them: a built-in one on the meta device, where nothing is allocated (its builder checks the image
+    size); one's own on the CPU, run once on a blank image to check it takes the images and scores the classes."""
     import torch
 
     from drive_runner.data import describe
@@ -113,44 +113,40 @@ def _model_on_the_meta_device(cfg: DictConfig):
     from drive_runner.models import build_model
 
     input_shape, num_classes = describe(cfg.dataset)
-    try:
+    if not has_target(cfg.model):
         with torch.device("meta"):
-            model = build_model(cfg.model, input_shape=input_shape, num_classes=num_classes, initialised=False)
-    except ConfigError:
-        raise
-    except Exception:  # noqa: BLE001 - a constructor that reads values; any other failure recurs on the CPU
-        if not has_target(cfg.model):
-            raise
+            return input_shape, num_classes, build_model(cfg.model, input_shape, num_classes, initialised=False)
+    with torch.random.fork_rng(devices=[]):  # building it draws weights: not from the caller's generator
         model = build_model(cfg.model, input_shape=input_shape, num_classes=num_classes)
+    _check_output(cfg, model, input_shape, num_classes)
     return input_shape, num_classes, model
 
 
-def _check_model(cfg: DictConfig, method, model, input_shape, num_classes: int) -> None:
-    """The model takes the dataset's images and scores its classes, and has something to prune."""
+def _check_output(cfg: DictConfig, model, input_shape, num_classes: int) -> None:
+    """A model of one's own takes the dataset's images and gives one score per class."""
     import torch
 
     from drive_runner.instantiation import label
-    from drive_runner.pruning.masks import find_prunable
 
     name = label(cfg.model)
-    device = next(iter(model.parameters()), torch.zeros(())).device
-    was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
-            output = model(torch.zeros((1, *input_shape), device=device))
-    except ConfigError:
-        raise
+            output = model(torch.zeros((1, *input_shape)))
     except Exception as error:  # noqa: BLE001 - the model's own complaint, quoted
         reason = " ".join(str(error).split())[:200] or type(error).__name__
         raise ConfigError("model", f"{name} cannot take the images of {label(cfg.dataset)} (shape "
                                    f"{tuple(input_shape)}): {type(error).__name__}: {reason}") from None
-    finally:
-        model.train(was_training)
     if not torch.is_tensor(output) or output.dim() != 2 or output.shape[1] != num_classes:
         shape = tuple(output.shape) if torch.is_tensor(output) else type(output).__name__
         raise ConfigError("model", f"{name} gives {shape} for one image, but {label(cfg.dataset)} has {num_classes} "
                                    f"classes: it must give (1, {num_classes}); a constructor that takes num_classes "
                                    "gets the dataset's, or set model.num_classes")
+
+
+def _check_prunable(cfg: DictConfig, method, model) -> None:
+    from drive_runner.instantiation import label
+    from drive_runner.pruning.masks import find_prunable
+
     if method.prunes and not find_prunable(model):
-        raise ConfigError("model", f"{name} has no Conv2d or Linear weight, so there is nothing to prune")
+        raise ConfigError("model", f"{label(cfg.model)} has no Conv2d or Linear weight, so there is nothing to prune")

@@ -19,11 +19,11 @@ import torch
 
 from drive_runner.cli.compose import compose_config
 from drive_runner.data import build_dataset
+from drive_runner.methods import build_method
 from drive_runner.models import build_model
 from drive_runner.pipeline import run
 from drive_runner.pruning.masks import MaskEngine
 from drive_runner.pruning.sampling import batch_stream
-from drive_runner.methods import build_method
 from drive_runner.tracking.console import Console, QuietConsole
 
 DEFAULTS = ["dataset=digits", "model=lenet300", "sparsity=0.9", "logger=none"]

@@ -42,9 +42,9 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from drive_runner.errors import MaskError
-from drive_runner.models import build_model
 from drive_runner.methods import build_method, prune
 from drive_runner.methods import synflow as synflow_module
+from drive_runner.models import build_model
 from drive_runner.pruning import masks as mask_module
 from drive_runner.pruning.masks import MaskEngine
 from drive_runner.pruning.schedules import density_path

@@ -107,7 +107,9 @@ def _dataset_class_splits(cfg: dict, target) -> tuple[Dataset, Dataset]:
     parameters = inspect.signature(target).parameters
     provided = {}
     if "transform" in parameters and "transform" not in cfg:
-        from torchvision.transforms import ToTensor  # on use: torchvision takes seconds to import
+        from torchvision.transforms import (
+            ToTensor,  # on use: torchvision takes seconds to import
+        )
 
         provided["transform"] = ToTensor()
     if "train" in parameters:

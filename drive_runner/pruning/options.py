@@ -15,7 +15,6 @@ from omegaconf import MISSING
 from drive_runner.pruning.ablation import Ablation
 from drive_runner.ranges import ranged
 
-
 # global: one ranking over all prunable tensors | layerwise: each tensor ranked alone, round(N_l * d) survivors in
 # each. Made by the functional API because `global` is a Python keyword.
 Scope = StrEnum("Scope", [(name, name) for name in ("global", "layerwise")])
