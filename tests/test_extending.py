@@ -91,7 +91,8 @@ def sweep(project, tmp_path_factory):
                  "method.iterations=3", "hydra.sweep.dir=sweep", cwd=cwd, flags=("-m",))
     assert result.returncode == 0, result.stderr
     for args, where in (((("method=prunetrain", "method.interval=2", "trainer.epochs=4")), "prunetrain"),
-                        (("trainer=neuroflux", "trainer.epochs_per_block=1"), "neuroflux")):
+                        (("trainer=neuroflux", "trainer.epochs_per_block=1", "logger=wandb", "logger.mode=offline"),
+                         "neuroflux")):
         result = own(root, conf, *args, f"hydra.run.dir=sweep/{where}", cwd=cwd)
         assert result.returncode == 0, result.stderr
     return cwd / "sweep"
@@ -117,6 +118,7 @@ def test_every_built_in_method_completes_on_a_model_and_dataset_of_ones_own(swee
     assert found["dense"]["achieved_sparsity"] == 0.0
     assert found["prunetrain"]["target_sparsity"] is None and "reconfigurations" in found["prunetrain"]
     assert found["neuroflux"]["neuroflux"]["blocks"]
+    assert list((sweep / "neuroflux" / "wandb").glob("offline-run-*"))  # logged, its exit model the artifact
 
 
 def test_checkpoints_reload_into_a_model_built_from_their_saved_config(sweep, project, monkeypatch):
@@ -333,3 +335,49 @@ def test_a_torchvision_style_dataset_class_is_built_for_both_splits_with_to_tens
     assert summary["dataset"] == "Shapes" and summary["status"] == "completed"
     checkpoint = torch.load(tmp_path / "run" / "checkpoints" / "final.pt", weights_only=True)
     assert checkpoint["input_shape"] == [1, 8, 8] and checkpoint["num_classes"] == 4  # its `classes`, not its labels
+
+
+def test_a_dataset_of_ones_own_gives_the_same_batches_in_memory_and_read_per_batch_and_shards_them(project,
+                                                                                                 monkeypatch):
+    from drive_runner.data import build_dataset
+
+    root, _ = project
+    monkeypatch.syspath_prepend(str(root))
+    streamed = build_dataset({"_target_": "myproj.data.stripes"}, num_workers=0)
+    held = build_dataset({"_target_": "myproj.data.stripes", "in_memory": True}, num_workers=0)
+    assert (held.input_shape, held.num_classes, held.name) == ((1, 8, 8), 3, "stripes")
+    assert type(streamed.train).__name__ == "DatasetSource" and type(held.train).__name__ == "InMemorySource"
+    for shard in (None, (1, 2)):
+        batches = [list(source.train.batches(32, shuffle=True, generator=torch.Generator().manual_seed(5),
+                                             augment=True, shard=shard)) for source in (streamed, held)]
+        assert len(batches[0]) == len(batches[1]) == 3
+        for (x1, y1), (x2, y2) in zip(*batches):
+            assert torch.equal(x1, x2) and torch.equal(y1, y2)
+            assert len(y1) == (32 if shard is None else 16)
+
+
+def test_a_run_of_ones_own_resumes_to_the_uninterrupted_result(project, tmp_path, monkeypatch):
+    import drive_runner.runners.backprop as backprop
+    from drive_runner.cli.compose import compose_config
+    from drive_runner.pipeline import run
+
+    root, conf = project
+    monkeypatch.syspath_prepend(str(root))
+    cfg = compose_config(["--config-dir", str(conf), "model=tinynet", "dataset=stripes", "method=snip",
+                          "trainer.epochs=3", "logger=none", "hardware.device=cpu"])
+    reference = run(cfg, tmp_path / "reference")
+    real = backprop.evaluate
+
+    class Crash(BaseException):
+        """Stands for the process dying."""
+
+    def crash(*args, **kwargs):
+        raise Crash()
+
+    monkeypatch.setattr(backprop, "evaluate", crash)
+    with pytest.raises(Crash):
+        run(cfg, tmp_path / "run")
+    monkeypatch.setattr(backprop, "evaluate", real)
+    resumed = run(cfg, tmp_path / "run")
+    assert resumed["attempt"] == 2 and resumed["test_loss"] == reference["test_loss"]
+    assert resumed["layers"] == reference["layers"]

@@ -133,11 +133,11 @@ def _as_config_error(error: Exception, line: CommandLine, overrides: list[str]) 
 
 
 def compose_config(overrides: list[str], defaults: list[str] = ()) -> DictConfig:
-    """drive-run's config for these overrides, without running anything (scripts, tools, tests).
-    `defaults` are overrides that apply unless `overrides` sets the same key."""
-    keys = {item.split("=", 1)[0] for item in overrides}
-    chosen = [item for item in defaults if item.split("=", 1)[0] not in keys]
-    line = CommandLine([*chosen, *overrides])
+    """drive-run's config for these overrides (and -cd/-cp/-cn among them), without running anything (scripts,
+    tools, tests). `defaults` are overrides that apply unless `overrides` sets the same key."""
+    line = CommandLine.parse(list(overrides))
+    keys = {item.split("=", 1)[0] for item in line.overrides}
+    line.overrides = [*(item for item in defaults if item.split("=", 1)[0] not in keys), *line.overrides]
     with initialised(line):
         return compose_job(line, line.overrides, with_hydra=False)
 

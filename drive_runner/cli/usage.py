@@ -64,7 +64,7 @@ COMMON_KEYS = """\
 
 def run_usage() -> str:
     return f"""\
-usage: drive-run [-m] [GROUP=OPTION | KEY=VALUE ...]
+usage: drive-run [-m] [-cd DIR] [GROUP=OPTION | KEY=VALUE ...]
 
 Composes a model, a dataset, a pruning method, a sparsity schedule, a training recipe and hardware
 settings from configs and runs dense warm-up -> pruning -> sparse training -> evaluation, logging to a
@@ -84,6 +84,9 @@ keys people change most (KEY=VALUE):
 
 options:
   -m, --multirun   one job per combination of comma-separated values (a sweep)
+  -cd, --config-dir DIR
+                   configs of your own (DIR/model, DIR/dataset, DIR/method, ...): a model, dataset or
+                   method named by _target_ (docs/extending.md)
   --cfg job        print the composed config instead of running
   --hydra-help     Hydra's own options
   -V, --version    print the version
@@ -96,7 +99,7 @@ Documentation: {_readme()}
 
 def memory_usage() -> str:
     return f"""\
-usage: drive-memory [GROUP=OPTION | KEY=VALUE ...]
+usage: drive-memory [-cd DIR] [GROUP=OPTION | KEY=VALUE ...]
 
 Prints a model's measured training-memory profile for the same overrides as drive-run: the bytes
 autograd saves per layer and sample, the modelled peak at every power-of-two batch, and with
