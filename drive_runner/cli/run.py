@@ -171,7 +171,7 @@ def prevalidate(argv: list[str]) -> tuple[list, Path, bool, list[Path]]:
         raise ConfigError("compression", "give sparsity= or compression=, not both")
     configs, job_dirs = [], []
     with initialised(line):
-        options = functools.partial(group_options, line=line)
+        options = functools.cache(functools.partial(group_options, line=line))  # listed once per group
         if "table" in keys:  # a published table: the union of its grids, always a sweep
             multirun, jobs = True, _table_jobs(line, options)
         else:
