@@ -24,13 +24,7 @@ from drive_runner.instantiation import label
 from drive_runner.interrupts import Interrupted, StopRequests
 from drive_runner.methods import build_method
 from drive_runner.pruning.targets import target_density
-from drive_runner.run_state import (
-    STATE_FILE,
-    Attempt,
-    DirectoryLock,
-    begin_attempt,
-    read_state,
-)
+from drive_runner.run_state import STATE_FILE, Attempt, DirectoryLock, begin_attempt, read_state
 from drive_runner.runners import runner_for
 from drive_runner.runners.records import Phases
 from drive_runner.runners.setup import prepare

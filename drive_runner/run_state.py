@@ -194,6 +194,28 @@ def check_same_job(run_dir: Path, config: dict) -> None:
                                            "run gets a directory of its own")
 
 
+def earlier_code(run_dir: Path, config: dict) -> tuple[Path, list[str]] | None:
+    """A finished run of this job's config with other code, beside `run_dir` (the job's directory name less its
+    hash), and the files that changed since; None when there is none. A job's identity covers its code, so an
+    edit sends the job to a new directory: this says why."""
+    run_dir = Path(run_dir)
+    prefix = run_dir.name.rpartition("-")[0]
+    current = code_sources(config)
+    if not prefix or not current or not run_dir.parent.is_dir():
+        return None
+    for sibling in sorted(run_dir.parent.glob(f"{prefix}-*")):
+        if sibling == run_dir or (read_summary(sibling) or {}).get("status") != "completed":
+            continue
+        try:
+            before = yaml.safe_load((sibling / "config.yaml").read_text()) or {}
+        except (OSError, yaml.YAMLError):
+            continue
+        files = changed(read_sources(sibling), current)
+        if files and not differing_keys(identity(before), identity(config)):
+            return sibling, files
+    return None
+
+
 def _few(items: list[str]) -> str:
     return ", ".join(items[:5]) + (f" and {len(items) - 5} more" if len(items) > 5 else "")
 

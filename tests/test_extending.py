@@ -160,6 +160,7 @@ def test_a_changed_model_source_is_not_reported_done(project, tmp_path):
     models.write_text(models.read_text().replace("width=8", "width=6"))
     changed = own(copy, conf, *args, cwd=tmp_path)
     assert changed.returncode == 0 and "already done" not in changed.stdout
+    assert f"a new run: myproj/models.py changed since the run in {run_dir.relative_to(tmp_path)}" in changed.stdout
     assert len(list((tmp_path / "outputs" / "runs").iterdir())) == 2
     refused = own(copy, conf, *args, f"hydra.run.dir={run_dir}", cwd=tmp_path)
     assert refused.returncode == 2 and "myproj/models.py" in refused.stderr

@@ -217,9 +217,16 @@ def _announce(configs: list, output_dir: Path, multirun: bool, job_dirs: list[Pa
     if done:
         print(f"drive-run: already done: {output_dir} holds this job's completed run; nothing to run", flush=True)
         return False
+    from omegaconf import OmegaConf
+
     from drive_runner.instantiation import label
+    from drive_runner.run_state import earlier_code
 
     print(f"drive-run: {label(cfg.method)} on {label(cfg.model)}/{label(cfg.dataset)} into {output_dir}", flush=True)
+    earlier = earlier_code(output_dir, OmegaConf.to_container(cfg, resolve=True, enum_to_str=True))
+    if earlier is not None:
+        sibling, files = earlier
+        print(f"drive-run: a new run: {', '.join(files[:5])} changed since the run in {sibling}", flush=True)
     return True
 
 

@@ -8,21 +8,9 @@ entry point of its package (docs/extending.md).
 """
 
 from drive_runner.methods.api import compute_scores, prune
-from drive_runner.methods.base import (
-    Dense,
-    LevelsMethod,
-    Method,
-    MethodOptions,
-    ScoringMethod,
-    ScoringOptions,
-    TrainingTimeMethod,
-)
-from drive_runner.methods.registry import (
-    build_method,
-    method_colour,
-    method_names,
-    registry,
-)
+from drive_runner.methods.base import (Dense, LevelsMethod, Method, MethodOptions, ScoringMethod, ScoringOptions,
+                                       TrainingTimeMethod)
+from drive_runner.methods.registry import build_method, method_colour, method_names, registry
 
 __all__ = ["Dense", "LevelsMethod", "Method", "MethodOptions", "ScoringMethod", "ScoringOptions", "TrainingTimeMethod",
            "METHODS", "build_method", "compute_scores", "method_colour", "method_names", "prune"]

@@ -14,14 +14,8 @@ import torch
 from drive_runner.errors import ConfigError
 from drive_runner.methods.base import ScoringMethod, ScoringOptions
 from drive_runner.methods.grasp import hessian_gradient_product
-from drive_runner.pruning.scoring import (
-    BNMode,
-    batchnorm_mode,
-    current_masks,
-    loss_gradients,
-    named_params,
-    score_dtype,
-)
+from drive_runner.pruning.scoring import (BNMode, batchnorm_mode, current_masks, loss_gradients, named_params,
+                                          score_dtype)
 from drive_runner.ranges import ranged
 from drive_runner.train.loop import StepSnapshot
 

@@ -13,13 +13,7 @@ from torch import nn
 
 from drive_runner.methods.base import ScoringMethod, ScoringOptions
 from drive_runner.pruning.sampling import chunks
-from drive_runner.pruning.scoring import (
-    BNMode,
-    batchnorm_mode,
-    model_device,
-    named_params,
-    score_dtype,
-)
+from drive_runner.pruning.scoring import BNMode, batchnorm_mode, model_device, named_params, score_dtype
 from drive_runner.ranges import ranged
 
 

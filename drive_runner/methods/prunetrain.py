@@ -16,11 +16,7 @@ from drive_runner.pruning.context import TrainingContext
 from drive_runner.pruning.masks import MaskEngine
 from drive_runner.structured.architecture import output_widths
 from drive_runner.structured.dynamic_batch import DynamicBatch
-from drive_runner.structured.group_lasso import (
-    grouped_layers,
-    penalty,
-    strength_from_ratio,
-)
+from drive_runner.structured.group_lasso import grouped_layers, penalty, strength_from_ratio
 from drive_runner.structured.reconfigure import reconfigure
 from drive_runner.train.flops import total_flops, training_flops
 from drive_runner.train.loop import TrainingCallback

@@ -11,13 +11,7 @@ import torch
 
 from drive_runner.methods.base import ScoringMethod, ScoringOptions
 from drive_runner.pruning.sampling import chunks
-from drive_runner.pruning.scoring import (
-    BNMode,
-    batchnorm_mode,
-    loss_gradients,
-    named_params,
-    score_dtype,
-)
+from drive_runner.pruning.scoring import BNMode, batchnorm_mode, loss_gradients, named_params, score_dtype
 from drive_runner.ranges import ranged
 
 

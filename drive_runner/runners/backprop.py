@@ -19,12 +19,7 @@ from drive_runner.checkpoint import checkpoint_payload
 from drive_runner.errors import ConfigError, MaskError
 from drive_runner.instantiation import label
 from drive_runner.memory.accounting import MB
-from drive_runner.memory.budget import (
-    check_budget,
-    choose_batch_size,
-    enforce_on_cuda,
-    measure,
-)
+from drive_runner.memory.budget import check_budget, choose_batch_size, enforce_on_cuda, measure
 from drive_runner.models import build_model
 from drive_runner.pruning.ablation import Ablation, ablate
 from drive_runner.pruning.collapse import connectivity_report

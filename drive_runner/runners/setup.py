@@ -20,11 +20,7 @@ from drive_runner.runners.records import Phases
 from drive_runner.tracking.console import Console
 from drive_runner.tracking.rundir import RunDirectory
 from drive_runner.tracking.tracker import Tracker
-from drive_runner.train.acceleration import (
-    Acceleration,
-    resolve_device,
-    wants_data_on_device,
-)
+from drive_runner.train.acceleration import Acceleration, resolve_device, wants_data_on_device
 
 
 def seed_everything(seed: int) -> None:
