@@ -37,7 +37,6 @@ def validate(cfg: DictConfig, *, memory: bool = True) -> None:
     method.check_config(cfg)
     runner = runner_for(cfg, method)
     input_shape, num_classes, model = _model_to_check(cfg)
-    _check_prunable(cfg, method, model)
     runner.check(cfg, method, model, input_shape, num_classes, memory)
 
 
@@ -142,11 +141,3 @@ def _check_output(cfg: DictConfig, model, input_shape, num_classes: int) -> None
         raise ConfigError("model", f"{name} gives {shape} for one image, but {label(cfg.dataset)} has {num_classes} "
                                    f"classes: it must give (1, {num_classes}); a constructor that takes num_classes "
                                    "gets the dataset's, or set model.num_classes")
-
-
-def _check_prunable(cfg: DictConfig, method, model) -> None:
-    from drive_runner.instantiation import label
-    from drive_runner.pruning.masks import find_prunable
-
-    if method.prunes and not find_prunable(model):
-        raise ConfigError("model", f"{label(cfg.model)} has no Conv2d or Linear weight, so there is nothing to prune")

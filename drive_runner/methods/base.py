@@ -44,11 +44,13 @@ class MethodOptions:
 
 
 class Method:
-    """The dense baseline, and the base of every method: prunes nothing, trains like any other run."""
+    """The base of every method: what a runner asks of one, with the answers of a method that finds no mask
+    (the dense baseline is this, with `prunes` off)."""
 
     name: ClassVar[str | None] = None  # None for the bases a method derives from
     options: ClassVar[type] = MethodOptions
-    schedules: ClassVar[tuple[str, ...]] = ("oneshot",)  # the schedule= options it takes; the first is its default
+    # the schedule= options it takes; the first is the Python API's default (its config file sets drive-run's)
+    schedules: ClassVar[tuple[str, ...]] = ("oneshot",)
     runner: ClassVar[type] = MaskFirstRunner
     prunes: ClassVar[bool] = True  # False: every weight stays (the dense baseline)
     colour: ClassVar[str | None] = None  # its colour in every report's figures (None: one derived from the name)

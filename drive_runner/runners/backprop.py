@@ -98,7 +98,9 @@ class BackpropRunner(Runner):
 
     @staticmethod
     def _check_target(cfg, method, model) -> None:
-        """Something stays prunable, and the target keeps at least one of its weights."""
+        """The model has something to prune, something stays prunable, and the target keeps one of its weights."""
+        if method.prunes and not find_prunable(model):
+            raise ConfigError("model", f"{label(cfg.model)} has no Conv2d or Linear weight, so there is nothing to prune")
         excluded = [*cfg.prune.exclude, *method.excluded_tensors(model, label(cfg.model))]
         prunable = find_prunable(model, excluded, bool(cfg.prune.include_bias))
         density = method.target_density(target_density(cfg))
