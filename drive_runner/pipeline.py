@@ -67,7 +67,8 @@ def run(cfg: DictConfig, run_dir: str | Path, job: JobInfo | None = None, consol
             attempt = _shared_attempt(directory, OmegaConf.to_container(cfg, resolve=True, enum_to_str=True), cfg.resume)
             if attempt.finished is not None:
                 console.line(f"already done: {directory.path} holds this job's completed run "
-                             f"(test_acc {attempt.finished.get('test_acc', float('nan')):.4f}); nothing to run")
+                             f"(test_acc {attempt.finished.get('test_acc', float('nan')):.4f}); nothing to run (to run "
+                             f"it again, give another directory or remove this one)")
                 return attempt.finished
             return _attempt(cfg, directory, attempt, job, console, lambda setup: runner(setup, method))
     finally:

@@ -144,18 +144,11 @@ class Attempt:
 def begin_attempt(directory: RunDirectory, config: dict, resume: str) -> Attempt:
     """Decide what this launch does with its directory: continue, report done, or start; move an earlier
     attempt's records to attempts/<n>/ so this attempt's files hold only this run's records."""
-    summary = read_summary(directory.path)
+    finished = completed_run(directory.path, config, resume)
+    if finished is not None:
+        return Attempt(0, None, finished)
+    saved = read_state(directory.checkpoints / STATE_FILE)
     earlier = [name for name in ATTEMPT_RECORDS if (directory.path / name).exists()]
-    state_path = directory.checkpoints / STATE_FILE
-    if resume == "never" and (earlier or state_path.exists()):
-        raise ConfigError("resume", f"{directory.path} holds an earlier run and resume=never; "
-                                    "choose another directory (hydra.run.dir) or use resume=auto")
-    check_same_job(directory.path, config)
-    if summary and summary.get("status") == "completed":
-        return Attempt(0, None, summary)
-    saved = read_state(state_path)
-    if resume == "must" and saved is None:
-        raise ConfigError("resume", f"resume=must but {directory.path} holds no training state to continue")
     kept_apart = _attempts_kept(directory)
     if earlier:
         kept_apart += 1
@@ -163,14 +156,23 @@ def begin_attempt(directory: RunDirectory, config: dict, resume: str) -> Attempt
     return Attempt(kept_apart + 1, saved, None)
 
 
-def completed_run(run_dir: Path, config: dict) -> dict | None:
-    """The summary of this job's completed run in `run_dir`, None when it holds none; refused when it holds
-    another job's (another config, or the same config of other code)."""
-    summary = read_summary(run_dir)
-    if not summary or summary.get("status") != "completed":
-        return None
+def completed_run(run_dir: Path, config: dict, resume: str = "auto") -> dict | None:
+    """What a launch finds in its directory, decided before anything is written there: the summary of this
+    job's completed run, or None (an empty directory, or an interrupted run of this job to continue). Refused
+    (ConfigError) when the directory cannot take this job: it holds a run of another config or other code,
+    resume=never and it holds any earlier run, or resume=must and it holds nothing to continue."""
+    run_dir = Path(run_dir)
+    used = [name for name in (*ATTEMPT_RECORDS, "config.yaml", f"checkpoints/{STATE_FILE}") if (run_dir / name).exists()]
+    if resume == "never" and used:
+        raise ConfigError("resume", f"{run_dir} holds an earlier run and resume=never; choose another directory "
+                                    "(hydra.run.dir) or use resume=auto")
     check_same_job(run_dir, config)
-    return summary
+    summary = read_summary(run_dir)
+    if summary and summary.get("status") == "completed":
+        return summary
+    if resume == "must" and not (run_dir / "checkpoints" / STATE_FILE).exists():
+        raise ConfigError("resume", f"resume=must but {run_dir} holds no training state to continue")
+    return None
 
 
 def check_same_job(run_dir: Path, config: dict) -> None:

@@ -279,3 +279,21 @@ def test_directories_are_named_after_the_config_without_cosmetic_keys():
     assert name("seed=1").startswith("magnitude-lenet300-digits-s0.9-seed1-")
     assert name("logger.mode=offline", "hardware.threads=1") == name()
     assert name("trainer.lr=0.05") != name()
+
+
+def test_a_finished_run_is_not_reported_done_for_another_job_and_resume_never_refuses_it(tmp_path: Path):
+    """Issue 21, item 1: a finished run in R is "already done" only for its own config; another config, or
+    resume=never, is refused with exit 2 before anything is launched, and "already done" says how to run again."""
+    first = [*BASE, "method=magnitude", "trainer.epochs=1", "hydra.run.dir=R"]
+    assert run_cli(*first, cwd=tmp_path).returncode == 0
+    before = {path: path.stat().st_mtime_ns for path in (tmp_path / "R").rglob("*") if path.is_file()}
+    again = run_cli(*first, cwd=tmp_path)
+    assert again.returncode == 0 and "already done" in again.stdout
+    assert "to run it again, give another hydra.run.dir or remove R" in again.stdout
+    other = run_cli(*BASE, "method=snip", "sparsity=0.5", "trainer.epochs=1", "hydra.run.dir=R", cwd=tmp_path)
+    assert other.returncode == 2
+    assert other.stderr.startswith("drive-run: error: hydra.run.dir: R holds a run with a different config "
+                                   "(method.") and "sparsity differ" in other.stderr
+    never = run_cli(*first, "resume=never", cwd=tmp_path)
+    assert never.returncode == 2 and never.stderr.startswith("drive-run: error: resume: R holds an earlier run")
+    assert {path: path.stat().st_mtime_ns for path in (tmp_path / "R").rglob("*") if path.is_file()} == before

@@ -191,12 +191,14 @@ def prevalidate(argv: list[str]) -> tuple[list, Path, bool, list[Path]]:
 
 
 def _completed(job_dir: Path, cfg) -> bool:
-    """Whether the directory holds this job's completed run (one of another config or code is refused)."""
+    """Whether the directory holds this job's completed run; one it cannot take (another config or code, or the
+    resume policy) is refused here, before anything is launched."""
     from omegaconf import OmegaConf
 
     from drive_runner.run_state import completed_run
 
-    return completed_run(job_dir, OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)) is not None
+    config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    return completed_run(job_dir, config, str(cfg.resume)) is not None
 
 
 def _announce(configs: list, output_dir: Path, multirun: bool, job_dirs: list[Path]) -> bool:
@@ -208,14 +210,16 @@ def _announce(configs: list, output_dir: Path, multirun: bool, job_dirs: list[Pa
     if multirun:
         if done == len(configs):
             print(f"drive-run: all {done} jobs of this sweep are already done in {output_dir}; nothing to run "
-                  f"(drive-report {output_dir} prints the results)", flush=True)
+                  f"(drive-report {output_dir} prints the results; to run them again, give another "
+                  f"hydra.sweep.dir or remove {output_dir})", flush=True)
             return False
         already = f" ({done} already done, skipped)" if done else ""
         print(f"drive-run: sweep of {len(configs)} jobs into {output_dir}{already}", flush=True)
         return True
     cfg = configs[0]
     if done:
-        print(f"drive-run: already done: {output_dir} holds this job's completed run; nothing to run", flush=True)
+        print(f"drive-run: already done: {output_dir} holds this job's completed run; nothing to run (to run it "
+              f"again, give another hydra.run.dir or remove {output_dir})", flush=True)
         return False
     from omegaconf import OmegaConf
 
