@@ -19,7 +19,8 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from drive_runner import distributed
-from drive_runner.errors import DriveRunnerError
+from drive_runner.data import ensure_data
+from drive_runner.errors import DriveRunnerError, TrainingDiverged
 from drive_runner.instantiation import label
 from drive_runner.interrupts import Interrupted, StopRequests
 from drive_runner.methods import build_method
@@ -53,6 +54,7 @@ def run(cfg: DictConfig, run_dir: str | Path, job: JobInfo | None = None, consol
     completed in `run_dir` is not run again. On failure the summary says `failed` and the error is
     re-raised; on a stop signal it says `interrupted` and Interrupted is raised."""
     validate(cfg)
+    ensure_data(cfg.dataset)  # before any directory: a dataset that is not there is refused in one line
     job = job or JobInfo()
     method = build_method(cfg.method, cfg.schedule)
     runner = runner_for(cfg, method)
@@ -151,6 +153,8 @@ def _attempt(cfg: DictConfig, directory: RunDirectory, attempt: Attempt, job: Jo
             directory.write_error(traceback.format_exc())
         summary["status"] = "failed"
         directory.write_summary(summary)
+        if isinstance(error, TrainingDiverged):  # resuming would replay the steps that diverged
+            directory.remove_checkpoint(STATE_FILE)
         tracker.event("failed", error=summary["error"])
         wandb.finish(failed=True)
         raise

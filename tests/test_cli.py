@@ -95,17 +95,19 @@ def test_joblib_sweep_gives_the_same_results_as_the_basic_launcher(tmp_path: Pat
 
 
 def test_a_failing_job_does_not_lose_the_others(tmp_path: Path):
-    # cifar10 is not on disk and cannot be downloaded: that job fails at run time, after validation.
+    # lr 1e12 diverges: that job fails at run time, after validation (missing data is refused before any job).
     result = run_cli(
-        "-m", "dataset=digits,cifar10", "model=lenet300", "method=magnitude", "trainer.epochs=1",
-        "dataset.download=false", "logger=none", "hydra.sweep.dir=S", cwd=tmp_path,
+        "-m", "trainer.lr=0.1,1e12", "dataset=digits", "model=lenet300", "method=magnitude", "trainer.epochs=1",
+        "logger=none", "hydra.sweep.dir=S", cwd=tmp_path,
     )
     assert result.returncode != 0
-    assert read_json(next((tmp_path / "S").glob("*-digits-*")) / "summary.json")["status"] == "completed"
-    failed = read_json(next((tmp_path / "S").glob("*-cifar10-*")) / "summary.json")
-    assert failed["status"] == "failed" and "cifar10" in failed["error"]
+    summaries = [read_json(path) for path in (tmp_path / "S").glob("*/summary.json")]
+    assert sorted(s["status"] for s in summaries) == ["completed", "failed"]
+    failed = next(s for s in summaries if s["status"] == "failed")
+    assert "diverged" in failed["error"] and "trainer.lr=1000000000000.0" in failed["overrides"]
     assert "1 of 2 jobs did not complete" in result.stdout
-    assert "dataset=digits" in result.stdout and "Traceback" not in result.stderr
+    assert "the 1 that failed need a change to their config" in result.stdout  # issue 21, item 8
+    assert "trainer.lr=1000000000000.0" in result.stdout and "Traceback" not in result.stderr
 
 
 def test_quickstart_announces_itself_first_and_ends_with_the_summary_table(tmp_path: Path):

@@ -458,3 +458,46 @@ def test_missing_or_broken_mnist_files_get_one_line(tmp_path, monkeypatch):
     (tmp_path / "MNIST" / "raw" / "t10k-labels-idx1-ubyte").write_bytes(b"\x1f\x8b gzip, not IDX")
     with pytest.raises(DatasetNotFoundError, match="not an uncompressed IDX file"):
         build_dataset({"name": "mnist", "root": str(tmp_path)})
+
+
+# --------------------------------------------------------------------------- missing data, before any directory
+def test_missing_data_is_refused_before_any_directory_naming_root_and_download(tmp_path, monkeypatch, capsys):
+    """Issue 21, item 2: a dataset that is not on disk (and not allowed, or not able, to be downloaded) stops the
+    command with exit 2 and one line naming dataset.root, dataset.download and where the files go; no run
+    directory, no offline W&B run and no empty ./data are left behind."""
+    from drive_runner.cli.run import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["dataset=mnist", "model=lenet300", f"dataset.root={tmp_path / 'nowhere'}",
+                 "dataset.download=false"]) == 2
+    line = capsys.readouterr().err.strip()
+    assert "\n" not in line and line.startswith("drive-run: error: dataset.root: dataset 'mnist' not found at ")
+    assert f"{tmp_path / 'nowhere' / 'MNIST'}" in line and "dataset.download=true to fetch it" in line
+    assert "raw/ with train-images-idx3-ubyte" in line
+
+    def offline(*args, **kwargs):
+        raise URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(torchvision.datasets.utils, "download_and_extract_archive", offline)
+    assert main(["method=magnitude", "sparsity=0.9"]) == 2  # the default: CIFAR-10 under ./data, download allowed
+    line = capsys.readouterr().err.strip()
+    assert line.startswith("drive-run: error: dataset.root: dataset 'cifar10' not found at ")
+    assert "download from https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz failed" in line
+    assert "dataset.download=true" not in line  # it was on: the fix is the files, or another root
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_dataset_is_downloaded_before_the_run_directory_exists(tmp_path, monkeypatch, capsys):
+    from drive_runner.data import ensure_data
+
+    made = []
+
+    def fake_download(url, download_root, md5=None, **kwargs):
+        made.append(url)
+        write_cifar10(Path(download_root))
+
+    monkeypatch.setattr(torchvision.datasets.utils, "download_and_extract_archive", fake_download)
+    ensure_data({"name": "cifar10", "root": str(tmp_path / "data")})
+    assert (tmp_path / "data" / "cifar-10-batches-py" / "test_batch").is_file() and len(made) == 1
+    ensure_data({"name": "cifar10", "root": str(tmp_path / "data")})
+    assert len(made) == 1  # there: not fetched again

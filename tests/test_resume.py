@@ -297,3 +297,28 @@ def test_a_finished_run_is_not_reported_done_for_another_job_and_resume_never_re
     never = run_cli(*first, "resume=never", cwd=tmp_path)
     assert never.returncode == 2 and never.stderr.startswith("drive-run: error: resume: R holds an earlier run")
     assert {path: path.stat().st_mtime_ns for path in (tmp_path / "R").rglob("*") if path.is_file()} == before
+
+
+def test_a_diverged_run_is_not_resumed_from_the_state_that_led_there(tmp_path: Path, monkeypatch):
+    """Issue 21, item 8: a run that failed (here: diverged in epoch 2) keeps no training state, so relaunching it
+    runs it anew instead of replaying the steps that diverged."""
+    from drive_runner.errors import TrainingDiverged
+    from drive_runner.train.loop import TrainingSession
+
+    real = TrainingSession._train_one_epoch
+
+    def diverging(session, phase):
+        if session.epoch == 1:
+            raise TrainingDiverged("training diverged: loss is nan in epoch 2 (train)")
+        return real(session, phase)
+
+    cfg = quick_cfg("method=magnitude", "trainer.epochs=2")
+    monkeypatch.setattr(TrainingSession, "_train_one_epoch", diverging)
+    with pytest.raises(TrainingDiverged):
+        run(cfg, tmp_path / "run")
+    assert read_json(tmp_path / "run" / "summary.json")["status"] == "failed"
+    assert not (tmp_path / "run" / "checkpoints" / "state.pt").exists()
+    monkeypatch.setattr(TrainingSession, "_train_one_epoch", real)
+    again = run(cfg, tmp_path / "run")
+    assert again["status"] == "completed" and again["attempt"] == 2
+    assert epochs(tmp_path / "run") == [("train", 1), ("train", 2)]  # both epochs trained again, from the start

@@ -190,6 +190,22 @@ def prevalidate(argv: list[str]) -> tuple[list, Path, bool, list[Path]]:
     return configs, Path(output_dir), multirun, job_dirs
 
 
+def _ensure_data(configs: list) -> None:
+    """Every job's dataset is on disk (or downloaded now, where allowed) before anything is launched."""
+    import json
+
+    from omegaconf import OmegaConf
+
+    from drive_runner.data import ensure_data
+
+    seen = set()
+    for cfg in configs:
+        key = json.dumps(OmegaConf.to_container(cfg.dataset, resolve=True, enum_to_str=True), sort_keys=True)
+        if key not in seen:
+            seen.add(key)
+            ensure_data(cfg.dataset)
+
+
 def _completed(job_dir: Path, cfg) -> bool:
     """Whether the directory holds this job's completed run; one it cannot take (another config or code, or the
     resume policy) is refused here, before anything is launched."""
@@ -247,7 +263,9 @@ def main(argv: list[str] | None = None) -> int:
     _launcher_pid = os.getpid()
     if not _INFO_FLAGS.intersection(argv):
         try:
-            if not _announce(*prevalidate(argv)):
+            checked = prevalidate(argv)
+            _ensure_data(checked[0])
+            if not _announce(*checked):
                 return 0
         except Exception as error:  # noqa: BLE001 - every composition error becomes one line
             if debug:

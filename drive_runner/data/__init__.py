@@ -6,6 +6,6 @@ tinyimagenet, imagenet).
 
 from . import cifar, digits, imagefolder, mnist, synthetic  # noqa: F401  (each registers its datasets)
 from .bundle import BatchSource, DataBundle
-from .registry import build_dataset, dataset_names, describe
+from .registry import build_dataset, dataset_names, describe, ensure_data
 
-__all__ = ["BatchSource", "DataBundle", "build_dataset", "dataset_names", "describe"]
+__all__ = ["BatchSource", "DataBundle", "build_dataset", "dataset_names", "describe", "ensure_data"]

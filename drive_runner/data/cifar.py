@@ -70,19 +70,27 @@ CIFAR100 = CifarRelease(
 )
 
 
-@register("cifar10", Native(channels=3, image_size=32, num_classes=10, channel_options=(3,), resizable=False))
+def prepare(release: CifarRelease, cfg: DictConfig) -> Path:
+    """The release's folder, downloaded first when missing and dataset.download allows."""
+    folder = data_root(cfg) / release.folder
+    fetch(release.name, folder, download=cfg.download, url=release.url, md5=release.md5, layout=release.layout)
+    return folder
+
+
+@register("cifar10", Native(channels=3, image_size=32, num_classes=10, channel_options=(3,), resizable=False),
+          prepare=lambda cfg: prepare(CIFAR10, cfg))
 def build_cifar10(cfg: DictConfig, seed: int, num_workers: int) -> DataBundle:
     return build(CIFAR10, cfg)
 
 
-@register("cifar100", Native(channels=3, image_size=32, num_classes=100, channel_options=(3,), resizable=False))
+@register("cifar100", Native(channels=3, image_size=32, num_classes=100, channel_options=(3,), resizable=False),
+          prepare=lambda cfg: prepare(CIFAR100, cfg))
 def build_cifar100(cfg: DictConfig, seed: int, num_workers: int) -> DataBundle:
     return build(CIFAR100, cfg)
 
 
 def build(release: CifarRelease, cfg: DictConfig) -> DataBundle:
-    folder = data_root(cfg) / release.folder
-    fetch(release.name, folder, download=cfg.download, url=release.url, md5=release.md5, layout=release.layout)
+    folder = prepare(release, cfg)
     train_images, train_labels = read_files(release, folder, release.train_files)
     test_images, test_labels = read_files(release, folder, (release.test_file,))
     crop_padding = CROP_PADDING if cfg.augment else None

@@ -148,9 +148,8 @@ def normalised(*steps: Callable) -> Transform:
     return T.Compose([*steps, T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
 
 
-@register("tinyimagenet", Native(channels=3, image_size=64, num_classes=200, channel_options=(3,)))
-def build_tinyimagenet(cfg: DictConfig, seed: int, num_workers: int) -> DataBundle:
-    """64x64 images; `image_size` resizes them. Train augmentation: 4 px padded random crop + flip."""
+def prepare_tinyimagenet(cfg: DictConfig) -> Path:
+    """tiny-imagenet-200/ with the files it must hold, downloaded first when missing and dataset.download allows."""
     folder = data_root(cfg) / "tiny-imagenet-200"
     fetch(
         "tinyimagenet",
@@ -163,6 +162,14 @@ def build_tinyimagenet(cfg: DictConfig, seed: int, num_workers: int) -> DataBund
     for required in ("wnids.txt", "train", "val/images", "val/val_annotations.txt"):
         if not (folder / required).exists():
             raise missing_dataset("tinyimagenet", folder, f"{required} is missing", TINY_LAYOUT)
+    return folder
+
+
+@register("tinyimagenet", Native(channels=3, image_size=64, num_classes=200, channel_options=(3,)),
+          prepare=prepare_tinyimagenet)
+def build_tinyimagenet(cfg: DictConfig, seed: int, num_workers: int) -> DataBundle:
+    """64x64 images; `image_size` resizes them. Train augmentation: 4 px padded random crop + flip."""
+    folder = prepare_tinyimagenet(cfg)
 
     wnids = sorted((folder / "wnids.txt").read_text().split())
     index = {wnid: i for i, wnid in enumerate(wnids)}
@@ -213,14 +220,21 @@ def decoded(samples: Sequence[Sample], resize: list, num_workers: int, crop_padd
     return InMemorySource(images, labels, IMAGENET_MEAN, IMAGENET_STD, crop_padding)
 
 
-@register("imagenet", Native(channels=3, image_size=224, num_classes=1000, channel_options=(3,)))
-def build_imagenet(cfg: DictConfig, seed: int, num_workers: int) -> DataBundle:
-    """Standard recipe: RandomResizedCrop + flip for training; resize to 256/224 of the size, centre crop for eval."""
+def prepare_imagenet(cfg: DictConfig) -> Path:
+    """imagenet/ with its train/ and val/ folders (never downloaded: the licence requires a manual download)."""
     folder = data_root(cfg) / "imagenet"
     for split in ("train", "val"):
         if not (folder / split).is_dir():
             reason = f"no {split}/ folder; ImageNet cannot be downloaded automatically (licence)"
             raise missing_dataset("imagenet", folder, reason, IMAGENET_LAYOUT)
+    return folder
+
+
+@register("imagenet", Native(channels=3, image_size=224, num_classes=1000, channel_options=(3,)),
+          prepare=prepare_imagenet)
+def build_imagenet(cfg: DictConfig, seed: int, num_workers: int) -> DataBundle:
+    """Standard recipe: RandomResizedCrop + flip for training; resize to 256/224 of the size, centre crop for eval."""
+    folder = prepare_imagenet(cfg)
 
     wnids = sorted(p.name for p in (folder / "train").iterdir() if p.is_dir())
     index = {wnid: i for i, wnid in enumerate(wnids)}

@@ -44,21 +44,29 @@ MNIST = Release("mnist", "MNIST", "MNIST", 0.1307, 0.3081)
 FASHION_MNIST = Release("fashion_mnist", "FashionMNIST", "FashionMNIST", 0.2860, 0.3530)
 
 
-@register("mnist", Native(channels=1, image_size=NATIVE_SIZE, num_classes=10, channel_options=(1, 3)))
+def prepare(release: Release, cfg: DictConfig) -> Path:
+    """The release's folder with its four raw files, downloaded first when missing and dataset.download allows."""
+    folder = data_root(cfg) / release.folder
+    if not all((folder / "raw" / name).is_file() for names in FILES.values() for name in names):
+        _download(release, cfg, folder)
+    return folder
+
+
+@register("mnist", Native(channels=1, image_size=NATIVE_SIZE, num_classes=10, channel_options=(1, 3)),
+          prepare=lambda cfg: prepare(MNIST, cfg))
 def build_mnist(cfg: DictConfig, seed: int, num_workers: int) -> DataBundle:
     return build(MNIST, cfg)
 
 
-@register("fashion_mnist", Native(channels=1, image_size=NATIVE_SIZE, num_classes=10, channel_options=(1, 3)))
+@register("fashion_mnist", Native(channels=1, image_size=NATIVE_SIZE, num_classes=10, channel_options=(1, 3)),
+          prepare=lambda cfg: prepare(FASHION_MNIST, cfg))
 def build_fashion_mnist(cfg: DictConfig, seed: int, num_workers: int) -> DataBundle:
     return build(FASHION_MNIST, cfg)
 
 
 def build(release: Release, cfg: DictConfig) -> DataBundle:
-    folder = data_root(cfg) / release.folder
+    folder = prepare(release, cfg)
     raw = folder / "raw"
-    if not all((raw / name).is_file() for names in FILES.values() for name in names):
-        _download(release, cfg, folder)
     channels = cfg.channels or 1
     size = cfg.image_size or NATIVE_SIZE
     splits = {}
@@ -96,7 +104,7 @@ def _resized(images: Tensor, size: int) -> Tensor:
 
 def _download(release: Release, cfg: DictConfig, folder: Path) -> None:
     if not cfg.download:
-        raise missing_dataset(release.name, folder, "dataset.download=false", LAYOUT)
+        raise missing_dataset(release.name, folder, "dataset.download=false", LAYOUT, downloadable=True)
     import torchvision.datasets  # imported on use: torchvision takes seconds to import
 
     try:

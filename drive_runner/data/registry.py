@@ -22,6 +22,9 @@ from .options import DATASET_OPTIONS
 # A builder gets the dataset config (typed, defaults filled in), the run seed and the loader worker count.
 Builder = Callable[[DictConfig, int, int], DataBundle]
 _BUILDERS: Dict[str, Builder] = {}
+# A dataset read from files: makes sure they are there (downloading them if allowed) without reading them.
+Prepare = Callable[[DictConfig], None]
+_PREPARE: Dict[str, Prepare] = {}
 
 
 @dataclass(frozen=True)
@@ -38,10 +41,12 @@ class Native:
 _NATIVE: Dict[str, Native] = {}
 
 
-def register(name: str, native: Native) -> Callable[[Builder], Builder]:
+def register(name: str, native: Native, prepare: Prepare | None = None) -> Callable[[Builder], Builder]:
     def add(builder: Builder) -> Builder:
         _BUILDERS[name] = builder
         _NATIVE[name] = native
+        if prepare is not None:
+            _PREPARE[name] = prepare
         return builder
 
     return add
@@ -75,6 +80,29 @@ def build_dataset(cfg: Any, seed: int = 0, num_workers: int = 2, on_device: bool
     return _BUILDERS[typed.name](typed, seed, num_workers)
 
 
+def ensure_data(cfg: Any) -> None:
+    """The files of a dataset read from disk are there (downloaded first where dataset.download allows), checked
+    before any run directory exists: a dataset that is not there is refused in one line (ConfigError naming
+    dataset.root, with dataset.download and where the files are expected), and a folder the attempt created and
+    left empty is removed."""
+    if has_target(cfg):
+        return
+    typed = _typed(cfg)
+    prepare = _PREPARE.get(typed.name)
+    if prepare is None:
+        return
+    created = [folder for folder in (data_root(typed), *data_root(typed).parents) if not folder.exists()]
+    try:
+        prepare(typed)
+    except DatasetNotFoundError as error:
+        for folder in created:  # deepest first
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+        raise ConfigError("dataset.root", str(error)) from None
+
+
 def describe(cfg: Any) -> tuple[tuple[int, int, int], int]:
     """The (C, H, W) input shape and class count `cfg` will give, without touching the disk, so a
     channel count or size the dataset cannot give, or a model/dataset mismatch, is caught before any work.
@@ -98,14 +126,16 @@ def data_root(cfg: DictConfig) -> Path:
     return Path(cfg.root).expanduser().resolve()
 
 
-def missing_dataset(name: str, folder: Path, reason: str, layout: str) -> DatasetNotFoundError:
+def missing_dataset(name: str, folder: Path, reason: str, layout: str, downloadable: bool = False) -> DatasetNotFoundError:
     """The one-line error for a dataset that is not on disk: where it should be, why it is not, what to do.
 
-    `layout` describes what `folder` should contain."""
+    `layout` describes what `folder` should contain; `downloadable`: turning dataset.download on would fetch it."""
     reason = " ".join(reason.split())  # an exception text may span lines; the CLI prints one
+    fetch_it = ", or dataset.download=true to fetch it" if downloadable else ""
     return DatasetNotFoundError(
-        f"dataset '{name}' not found at {folder} ({reason}); that folder should hold {layout}. "
-        f"To run without it, use dataset=digits (bundled with scikit-learn, no download)"
+        f"dataset '{name}' not found at {folder} ({reason}); that folder should hold {layout}. Put the files there, "
+        f"or set dataset.root to the folder that holds {folder.name}/ (now {folder.parent}){fetch_it}; to run "
+        f"without it, use dataset=digits (bundled with scikit-learn)"
     )
 
 
@@ -114,7 +144,7 @@ def fetch(name: str, folder: Path, *, download: bool, url: str, md5: str | None,
     if folder.is_dir():
         return
     if not download:
-        raise missing_dataset(name, folder, "dataset.download=false", layout)
+        raise missing_dataset(name, folder, "dataset.download=false", layout, downloadable=True)
     from torchvision.datasets.utils import download_and_extract_archive  # on use: torchvision imports slowly
 
     try:

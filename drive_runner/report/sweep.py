@@ -112,13 +112,21 @@ def write_and_print(outcome: SweepOutcome) -> None:
         write_text_atomic(outcome.sweep_dir / "comparison.csv", to_csv(accuracy))
         console.print(text, markup=False, highlight=False)
     if outcome.failed:
-        console.print(f"{len(outcome.failed)} of {len(outcome.jobs)} jobs did not complete "
-                      "(the same command resumes them):", style="bold red")
+        stopped = [job for job in outcome.failed if job.status != "failed"]
+        failed = [job for job in outcome.failed if job.status == "failed"]
+        console.print(f"{len(outcome.failed)} of {len(outcome.jobs)} jobs did not complete:", style="bold red")
         for job in outcome.failed:
             reason = job.summary.get("error") or (f"interrupted by {job.summary.get('signal')}" if job.status == "interrupted"
                                                   else "no summary.json (the job did not finish)")
             console.print(f"  {job.job_dir}  {' '.join(job.overrides)}: {job.status}: {reason}", markup=False,
                           highlight=False)
+        if stopped:
+            console.print(f"the same command continues the {len(stopped)} that were stopped or did not finish",
+                          markup=False, highlight=False)
+        if failed:
+            console.print(f"the {len(failed)} that failed need a change to their config (a failure such as a diverged "
+                          "loss recurs with the same one); the same command runs them again from the start",
+                          markup=False, highlight=False)
 
 
 def swept_overrides(jobs: list[JobOutcome]) -> dict[Path, list[str]]:
