@@ -1,5 +1,6 @@
 """NeuroFlux: units and heads, blocks within the budget, local learning, the cache, the exit model."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -172,3 +173,21 @@ def test_neuroflux_refuses_the_backprop_keys_it_would_ignore(key):
         neuroflux_cfg(key)
     assert error.value.key == name and "unknown key; trainer keys are" in str(error.value)
     assert "optimizer" not in neuroflux_cfg().trainer and neuroflux_cfg().trainer.lr == 0.1
+
+
+def test_neuroflux_honours_the_epoch_budget_reports_what_it_trained_and_is_logged_to_wandb(tmp_path: Path):
+    """Issue 21, item 3: trainer.epochs is the budget over all blocks (not 10 epochs a block whatever it says),
+    summary.json records the block epochs trained, every block epoch prints a line, and the run is logged to W&B
+    with its exit model as the artifact (no W&B warning)."""
+    from tests.conftest import run_cli
+
+    result = run_cli("trainer=neuroflux", "dataset=digits", "dataset.image_size=16", "model=vgg11", "trainer.epochs=2",
+                     f"hardware.memory_budget_mb={BUDGET_MB}", "logger=wandb", "logger.mode=offline", "hydra.run.dir=run",
+                     cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    blocks = summary["neuroflux"]["blocks"]
+    assert summary["neuroflux"]["epochs_per_block"] == 1 and all(block["epochs"] == 1 for block in blocks)
+    assert summary["epochs"] == len(blocks) == summary["neuroflux"]["epochs_trained"]
+    assert all(f"neuroflux: block {n} epoch 1/1" in result.stdout for n in range(len(blocks)))
+    assert "W&B" not in result.stdout + result.stderr and list((tmp_path / "run" / "wandb").glob("offline-run-*"))

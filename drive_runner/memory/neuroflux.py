@@ -106,7 +106,8 @@ class NeuroFluxTrainer:
                   f"{'unlimited' if self.budget is None else f'{self.budget / MB:g} MB'}")
         source = _Source(lambda i, aug, g: self.data.train.take(i, augment=aug, generator=g), self.data.train.labels)
         test_source = _Source(lambda i, aug, g: self.data.test.take(i, augment=False, generator=g), self.data.test.labels)
-        epochs = int(self.cfg.epochs_per_block or max(10, math.ceil(int(self.cfg.epochs) / len(blocks))))
+        # trainer.epochs is the budget over all blocks, unless trainer.epochs_per_block sets each block's
+        epochs = int(self.cfg.epochs_per_block or max(1, math.ceil(int(self.cfg.epochs) / len(blocks))))
         progress = self._progress
         block_reports, exits, cache_reports = progress["block_reports"], progress["exits"], progress["cache_reports"]
         for number, block in enumerate(blocks):
@@ -148,6 +149,7 @@ class NeuroFluxTrainer:
             "chosen_exit": chosen,
             "best_exit": max(range(len(exits)), key=lambda i: exits[i]["val_acc"]),
             "epochs_per_block": epochs,
+            "epochs_trained": epochs * len(blocks),  # block epochs, summed over the blocks
             "validation_images": len(val_idx),
             "full_model_params": sum(p.numel() for p in self.model.parameters()),
             "exit_params": sum(p.numel() for p in exit_model.parameters()),
@@ -308,8 +310,11 @@ class NeuroFluxTrainer:
                     x = out.detach()
                 peak = max(peak, static + step_peak + self.margin)
                 self.at_step()
+            unit_losses = {f"loss_unit{u.index}": float(losses[i]) / len(train_idx) for i, u in enumerate(units)}
             self.log("neuroflux_epoch", block=number, epoch=epoch + 1, lr=optimizers[0].param_groups[0]["lr"],
-                     **{f"loss_unit{u.index}": float(losses[i]) / len(train_idx) for i, u in enumerate(units)})
+                     **unit_losses)
+            self.line(f"neuroflux: block {number} epoch {epoch + 1}/{epochs}  loss of its last unit "
+                      f"{list(unit_losses.values())[-1]:.4f}  {time.perf_counter() - started:.1f}s")
         for unit in units:  # frozen from here on: eval-mode BN, no gradients kept
             for module in (unit.module, unit.head):
                 module.eval()

@@ -43,8 +43,8 @@ class CacheAugmentation(StrEnum):
 class NeuroFluxConfig:
     _target_: str = "drive_runner.runners.blockwise.BlockwiseRunner"  # NeuroFlux runs the job block by block
     name: str = "neuroflux"
-    epochs: int = ranged(30, 0, integer=True)  # the budget over all blocks: each trains epochs_per_block
-    # None = max(10, ceil(epochs / #blocks)), x0.1 LR at 50% and 75% of them
+    epochs: int = ranged(30, 0, integer=True)  # the budget over all blocks: each trains ceil(epochs / #blocks)
+    # the epochs of every block (x0.1 LR at 50% and 75% of them); None = ceil(epochs / #blocks), at least 1
     epochs_per_block: Optional[int] = ranged(None, 1, integer=True, optional=True)
     eval_batch_size: int = ranged(512, 1, integer=True)
     lr: float = ranged(0.1, 0, low_open=True)  # at lr_reference_batch; scaled to each block's batch

@@ -59,6 +59,7 @@ class BlockwiseRunner(Runner):
         setup.console.line(f"neuroflux: exit after unit {chosen['unit']} ({chosen['params']:,} of "
                            f"{outcome.report['full_model_params']:,} parameters), test_acc {final['top1']:.4f}")
         summary["neuroflux"] = outcome.report
+        summary["epochs"] = outcome.report["epochs_trained"]  # what was trained: every block's epochs
         return summary
 
     @classmethod
