@@ -93,3 +93,20 @@ def test_the_console_script_refuses_the_same_way(tmp_path):
     assert result.returncode == 2
     assert result.stderr == "drive-run: error: trainer.lr: must be a number in (0, inf), got inf\n"
     assert result.stdout == "" and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("sweep", ["sparsity=0.5,0.9", "method=drive,snip"])
+def test_a_sweep_without_multirun_says_to_add_it_and_the_fix_runs(sweep, tmp_path, monkeypatch, capsys):
+    """Issue 21, item 5: `key=a,b` without -m is one line naming the key and saying to add -m (not Hydra's
+    "ambiguous value" or "unknown option 'drive,snip'"); with -m the same command is good."""
+    from drive_runner.cli.run import prevalidate
+
+    monkeypatch.chdir(tmp_path)
+    assert main([*LENET, sweep]) == 2
+    line = capsys.readouterr().err.strip()
+    key = sweep.split("=")[0]
+    assert line == (f"drive-run: error: {key}: {sweep} lists several values, a sweep: add -m to run one job per "
+                    f"value (drive-run -m {sweep} ...), or give one value")
+    assert list(tmp_path.iterdir()) == []
+    configs, _, multirun, _ = prevalidate(["-m", *LENET, sweep, "trainer.epochs=2"])  # the fix it names runs
+    assert multirun and len(configs) == 2

@@ -167,3 +167,22 @@ def test_report_states_the_wall_clock_of_runs_that_overlapped_and_their_summed_r
     # a and b ran side by side, c after a: 1000 s -> 1900 s is 15 min; 600 + 900 + 300 s is 30 min.
     assert "Wall-clock 15.0 min from the first run's first record to the last run's last; 30.0 min of run time" \
         in report.markdown
+
+
+def test_report_refusals_write_nothing_and_the_flags_explain_themselves(tmp_path, capsys):
+    """Issue 21, item 6: an unknown --value is refused with what exists (exit 2); a folder without a completed
+    run writes no report/; --version answers; --digits has help text."""
+    write_run(tmp_path / "runs", "a", method="snip", seed=0, target_sparsity=0.9, test_acc=0.9, timings_s={"total": 2.0})
+    assert main([str(tmp_path / "runs"), "--value", "foo"]) == 2
+    line = capsys.readouterr().err.strip()
+    assert line.startswith("drive-report: error: --value: 'foo' is neither a quantity (test_acc_percent, ")
+    assert "test_acc" in line and "timings_s.total" in line and not (tmp_path / "runs" / "report").exists()
+    write_run(tmp_path / "failed", "b", method="snip", seed=0, target_sparsity=0.9, test_acc=0.9, status="failed")
+    assert main([str(tmp_path / "failed")]) == 1
+    assert "no completed run" in capsys.readouterr().err and not (tmp_path / "failed" / "report").exists()
+    with pytest.raises(SystemExit) as version:
+        main(["--version"])
+    assert version.value.code == 0 and capsys.readouterr().out.startswith("drive-report (drive-runner ")
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "decimal places" in capsys.readouterr().out

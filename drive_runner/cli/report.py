@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from drive_runner.cli.run import quiet_on_closed_pipe
+from drive_runner.cli.usage import version_line
 
 PROGRESS_INTERVAL_S = 2.0
 
@@ -30,13 +31,15 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--format", choices=["markdown", "latex", "csv"], default="markdown", help="what to print")
     parser.add_argument("--out", default=None, help="where the files go (default: the first DIR's report/)")
     parser.add_argument("--no-figures", action="store_true", help="tables only")
-    parser.add_argument("--digits", type=int, default=2)
+    parser.add_argument("--digits", type=int, default=2, help="decimal places of every number in the tables "
+                        "(default: 2)")
+    parser.add_argument("-V", "--version", action="version", version=version_line("drive-report"))
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     from drive_runner.errors import DriveRunnerError
-    from drive_runner.report.build import build_report, table_reference
+    from drive_runner.report.build import build_report, check_quantity, table_reference
     from drive_runner.report.tables import collect_runs
 
     args = _parser().parse_args(argv)
@@ -50,6 +53,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for directory in args.directories:
             runs += collect_runs(directory, progress)
+        completed = [run for run in runs if run.get("status") == "completed"]
+        if not completed:  # nothing to report: nothing written
+            print(f"drive-report: error: no completed run below {', '.join(args.directories)}", file=sys.stderr)
+            return 1
+        if args.value is not None:
+            check_quantity(args.value, completed)
         reference = None if args.reference == "none" else (args.reference or table_reference(runs))
         out = Path(args.out) if args.out else Path(args.directories[0]) / "report"
         report = build_report(runs, out, reference=reference, rows=args.rows, columns=args.columns,
@@ -57,9 +66,6 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, DriveRunnerError) as error:
         print(f"drive-report: error: {error}", file=sys.stderr)
         return 2
-    if not any(run.get("status") == "completed" for run in runs):
-        print(f"drive-report: error: no completed run below {', '.join(args.directories)}", file=sys.stderr)
-        return 1
     for warning in report.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     chosen = {"markdown": "report.md", "latex": "report.tex", "csv": "report.csv"}[args.format]

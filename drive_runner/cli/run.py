@@ -107,6 +107,19 @@ def check_names(overrides: list[str], options) -> None:
                 raise ConfigError(key, f"unknown option '{shorten(value)}'; allowed: {', '.join(allowed)}")
 
 
+def _refuse_a_sweep_without_multirun(overrides: list[str]) -> None:
+    """`key=a,b` lists the values of a sweep, which only -m runs: say so, instead of Hydra's "ambiguous value"."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from drive_runner.errors import ConfigError
+
+    for override in OverridesParser.create().parse_overrides([o for o in overrides if "," in o]):
+        if override.is_sweep_override():
+            key = override.get_key_element().lstrip("+~")
+            raise ConfigError(key, f"{override.input_line} lists several values, a sweep: add -m to run one job per "
+                                   f"value (drive-run -m {override.input_line} ...), or give one value")
+
+
 def _is_plain_value(override: str) -> bool:
     """`key=value` for a value key (seed=1, method.iterations=20): it changes no defaults list."""
     key = override.split("=", 1)[0]
@@ -167,6 +180,8 @@ def prevalidate(argv: list[str]) -> tuple[list, Path, bool, list[Path]]:
     line = CommandLine.parse(argv)
     multirun = line.multirun
     keys = {a.split("=", 1)[0].lstrip("+~") for a in line.overrides}
+    if not multirun and "table" not in keys:
+        _refuse_a_sweep_without_multirun(line.overrides)
     if {"sparsity", "compression"} <= keys:
         raise ConfigError("compression", "give sparsity= or compression=, not both")
     configs, job_dirs = [], []

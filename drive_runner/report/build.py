@@ -16,7 +16,7 @@ from pathlib import Path
 from drive_runner.report import figures
 from drive_runner.report.events import compute_used, imp_curves
 from drive_runner.report.tables import format_cell, pivot, to_latex, to_markdown
-from drive_runner.tables.references import Comparison, Reference, load_reference, quantity_of
+from drive_runner.tables.references import QUANTITIES, Comparison, Reference, load_reference, quantity_of
 from drive_runner.tracking.rundir import write_json_atomic, write_text_atomic
 
 @dataclass
@@ -46,6 +46,18 @@ def panels(runs: list[dict]) -> list[Panel]:
     for run in runs:
         groups.setdefault((str(run.get("model")), str(run.get("dataset"))), []).append(run)
     return [Panel(f"{model} on {dataset}", group) for (model, dataset), group in sorted(groups.items())]
+
+
+def check_quantity(quantity: str, runs: list[dict]) -> None:
+    """--value names a quantity, or a summary key with a number in some run; else refused with what exists."""
+    from drive_runner.errors import ConfigError
+    from drive_runner.report.tables import numeric_keys
+
+    keys = numeric_keys(runs)
+    if quantity not in QUANTITIES and quantity not in keys:
+        shown = ", ".join(keys[:12]) + (", ..." if len(keys) > 12 else "")
+        raise ConfigError("--value", f"{quantity!r} is neither a quantity ({', '.join(QUANTITIES)}) nor a summary key "
+                                     f"with a number in these runs ({shown})")
 
 
 def build_report(runs: list[dict], out_dir: Path | None, *, reference: str | None = None, rows: str = "method",

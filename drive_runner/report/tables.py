@@ -181,6 +181,22 @@ def _label(row, distinguishing: dict) -> str:
     return f"{row} ({', '.join(f'{k}={v}' for k, v in distinguishing.items())})"
 
 
+def numeric_keys(runs: list[dict]) -> list[str]:
+    """Every summary key, dotted for nested ones (timings_s.find_mask), that holds a number in some run."""
+    found = set()
+
+    def walk(node: dict, prefix: str) -> None:
+        for key, value in node.items():
+            if isinstance(value, dict):
+                walk(value, f"{prefix}{key}.")
+            elif isinstance(value, (int, float)) and not isinstance(value, bool):
+                found.add(f"{prefix}{key}")
+
+    for run in runs:
+        walk({k: v for k, v in run.items() if k != "settings"}, "")
+    return sorted(found)
+
+
 def _lookup(run: dict, dotted: str):
     value = run
     for part in dotted.split("."):
