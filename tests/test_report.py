@@ -172,6 +172,8 @@ def test_report_states_the_wall_clock_of_runs_that_overlapped_and_their_summed_r
 def test_report_refusals_write_nothing_and_the_flags_explain_themselves(tmp_path, capsys):
     """Issue 21, item 6: an unknown --value is refused with what exists (exit 2); a folder without a completed
     run writes no report/; --version answers; --digits has help text."""
+    from drive_runner.cli.report import main
+
     write_run(tmp_path / "runs", "a", method="snip", seed=0, target_sparsity=0.9, test_acc=0.9, timings_s={"total": 2.0})
     assert main([str(tmp_path / "runs"), "--value", "foo"]) == 2
     line = capsys.readouterr().err.strip()
