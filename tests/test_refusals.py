@@ -1,5 +1,6 @@
 """Every bad input ends in one line naming the key, exit status 2, no traceback, and no run directory."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -110,3 +111,25 @@ def test_a_sweep_without_multirun_says_to_add_it_and_the_fix_runs(sweep, tmp_pat
     assert list(tmp_path.iterdir()) == []
     configs, _, multirun, _ = prevalidate(["-m", *LENET, sweep, "trainer.epochs=2"])  # the fix it names runs
     assert multirun and len(configs) == 2
+
+
+SUGGESTED_FIXES = [
+    # (refused command, the fix the one line must name, the fix as overrides)
+    (["dataset=digits", "model=lenet5", "method=dense"], "set dataset.image_size=28 and trainer.lr=0.01",
+     ["dataset.image_size=28", "trainer.lr=0.01"]),
+    (["dataset=digits", "model=vgg11", "method=dense"], "set dataset.image_size=32", ["dataset.image_size=32"]),
+    (["experiment=quickstart", "trainer.epochs=0"], "set method.warmup_epochs=0", ["method.warmup_epochs=0"]),
+    ([*LENET, "sparsity=0.9999999", "method=magnitude"], "sparsity=0.9999800797", ["sparsity=0.9999800797"]),
+    ([*LENET, "method=imp", "trainer.epochs=0"], "use method=magnitude", ["method=magnitude"]),
+]
+
+
+@pytest.mark.parametrize("argv, says, fix", SUGGESTED_FIXES, ids=[" ".join(a)[:40] for a, _, _ in SUGGESTED_FIXES])
+def test_a_refusals_suggested_fix_runs(argv, says, fix, tmp_path, monkeypatch, capsys):
+    """Issue 21, item 7: the fix a refusal names completes a run (LeNet-5 at 28 px diverged at the recipe's lr)."""
+    monkeypatch.chdir(tmp_path)
+    assert main([*argv, "logger=none"]) == 2
+    assert says in capsys.readouterr().err
+    epochs = [] if "trainer.epochs=0" in argv else ["trainer.epochs=2"]
+    assert main([*argv, *fix, *epochs, "logger=none", "hardware.device=cpu", "hydra.run.dir=run"]) == 0
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["status"] == "completed"

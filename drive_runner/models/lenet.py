@@ -70,5 +70,6 @@ def lenet300(input_shape, num_classes, cfg):
 
 @register_model("lenet5")
 def lenet5(input_shape, num_classes, cfg):
-    require_image_size("lenet5", input_shape, LENET5_MIN_IMAGE_SIZE, suggested=28)
+    require_image_size("lenet5", input_shape, LENET5_MIN_IMAGE_SIZE, suggested=28,
+                       also=" and trainer.lr=0.01 (without a ReLU after its convs it diverges at lr 0.1)")
     return LeNet5(input_shape, num_classes)

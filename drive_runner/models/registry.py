@@ -47,13 +47,14 @@ def option(cfg: Any, key: str, default: Any) -> Any:
     return getattr(cfg, key, default)
 
 
-def require_image_size(model: str, input_shape: InputShape, minimum: int, suggested: int) -> None:
-    """Fails early, with the key to change, when pooling would shrink the image below one pixel."""
+def require_image_size(model: str, input_shape: InputShape, minimum: int, suggested: int, also: str = "") -> None:
+    """Fails early, with the key to change, when pooling would shrink the image below one pixel; `also` is what
+    else the suggested run needs to train (the suggestion must run)."""
     size = min(input_shape[1:])
     if size < minimum:
         raise ConfigError(
             "dataset.image_size",
-            f"{model} needs images of at least {minimum} px, got {size}; set dataset.image_size={suggested}",
+            f"{model} needs images of at least {minimum} px, got {size}; set dataset.image_size={suggested}{also}",
         )
 
 
