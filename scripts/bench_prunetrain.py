@@ -77,7 +77,9 @@ def main(overrides: list[str]) -> None:
     print(f"channels           : {sum(pruned['channels_initial'].values())} -> {sum(pruned['channels_final'].values())}")
     print(f"training FLOPs     : final vs initial {-pruned['flops_reduction']:+.1%}; "
           f"whole run vs dense {-pruned['training_flops_reduction']:+.1%}")
-    print(f"epoch time         : PruneTrain last vs first {-pruned['epoch_time_reduction']:+.1%}; "
+    shrunk = pruned["epoch_time_reduction"]
+    own = "no channel removed" if shrunk is None else f"{-shrunk:+.1%}"
+    print(f"epoch time         : PruneTrain last vs first {own}; "
           f"PruneTrain last vs dense last {pruned_epochs[-1]['epoch_time_s'] / dense_times[-1] - 1:+.1%}; "
           f"dense last vs first {dense_times[-1] / dense_times[0] - 1:+.1%} (the noise floor)")
     print(f"epoch time, {window}-epoch means: PruneTrain last vs first {fmean(pruned_times[-window:]) / fmean(pruned_times[:window]) - 1:+.1%}; "

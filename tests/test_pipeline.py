@@ -96,3 +96,24 @@ def test_run_directory_files(tmp_path: Path):
     assert not list(tmp_path.rglob("*.tmp")), "temporary files left behind"
     kinds = {e["event"] for e in events(tmp_path)}
     assert {"phase_start", "prune_step", "pruned", "epoch", "evaluation"} <= kinds
+
+
+def test_honest_names_and_warnings(tmp_path: Path, capsys):
+    """Issue 21, item 9: jobs without a sparsity target have no -s<sparsity> in their names; a batch larger than
+    the training set and a warm-up that uses every epoch are each warned about in one line."""
+    from omegaconf import OmegaConf
+
+    from drive_runner.tracking.console import Console
+    from drive_runner.tracking.naming import job_name
+
+    def name(*overrides):
+        return job_name(OmegaConf.to_container(quick_cfg(*overrides), resolve=True, enum_to_str=True))
+
+    assert "-s0.9-" in name("method=magnitude")
+    for overrides in (["method=dense"], ["method=prunetrain"], ["trainer=neuroflux"]):
+        assert "-s0.9-" not in name(*overrides) and "-seed0-" in name(*overrides), overrides
+    run(quick_cfg("trainer.batch_size=4096", "trainer.epochs=2", "method=drive", "method.warmup_epochs=2",
+                  "method.iterations=2"), tmp_path, console=Console(interactive=False))
+    lines = capsys.readouterr().err.splitlines()  # warnings go to stderr
+    assert any("trainer.batch_size=4096 is larger than the 1,437 training images of digits" in line for line in lines)
+    assert any("method.warmup_epochs=2 is the whole budget trainer.epochs=2" in line for line in lines)

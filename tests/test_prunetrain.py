@@ -413,3 +413,19 @@ def test_a_budgeted_run_reports_the_batch_per_interval(tmp_path: Path):
     assert [(r["batch_size"], r["lr"]) for r in rows if r["event"] == "epoch"] == [(32, 0.05), (128, 0.2)]
     assert [(r["epoch"], r["batch_size"], r["lr_scale"]) for r in rows if r["event"] == "reconfigure"] == \
         [(1, 128, 2.0), (2, 128, 2.0)]
+
+
+def test_a_prunetrain_run_that_removed_nothing_presents_no_reduction(tmp_path: Path):
+    """Issue 21, item 9: with no channel removed, the epoch-time change is warm-up effects, not a reduction; and a
+    change is printed with one sign (-3.9%, +61.2%), never '--'."""
+    from drive_runner.tracking.console import summary_rows
+
+    summary = run(quick_cfg("method=prunetrain", "trainer.epochs=2", "method.interval=1"), tmp_path)
+    assert not any(r["removed_channels"] for r in summary["reconfigurations"])
+    assert summary["epoch_time_reduction"] is None
+    rows = dict(summary_rows(summary))
+    assert rows["epoch time, last vs first"] == "no channel removed"
+    assert rows["training FLOPs per sample, final vs initial"] == "+0.0%"
+    assert dict(summary_rows({**summary, "flops_reduction": 0.039, "epoch_time_reduction": -0.612}))[
+        "epoch time, last vs first"] == "+61.2%"
+    assert "--" not in " ".join(dict(summary_rows({**summary, "flops_reduction": 0.039})).values())

@@ -53,6 +53,7 @@ class Method:
     schedules: ClassVar[tuple[str, ...]] = ("oneshot",)
     runner: ClassVar[type] = MaskFirstRunner
     prunes: ClassVar[bool] = True  # False: every weight stays (the dense baseline)
+    sparsity_target: ClassVar[bool] = True  # False: no sparsity target (dense; PruneTrain removes channels instead)
     colour: ClassVar[str | None] = None  # its colour in every report's figures (None: one derived from the name)
     step_name: ClassVar[str] = "step"  # what one pruning step is called in progress lines
 
@@ -68,8 +69,8 @@ class Method:
         return int(self.options.warmup_epochs)
 
     def target_density(self, requested_density: float) -> float:
-        """The density this method prunes to, given the run's target."""
-        return requested_density
+        """The density this method prunes to, given the run's target (1: it has none)."""
+        return requested_density if self.sparsity_target else 1.0
 
     def check_config(self, cfg) -> None:
         """Rules of this method on the whole config, checked before any work; raise ConfigError naming the key."""
@@ -122,10 +123,8 @@ class Dense(Method):
 
     name = "dense"
     prunes = False
+    sparsity_target = False
     colour = "#1f77b4"
-
-    def target_density(self, requested_density: float) -> float:
-        return 1.0
 
 
 @dataclass

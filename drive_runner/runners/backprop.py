@@ -56,6 +56,7 @@ class BackpropRunner(Runner):
                          f"(modelled peak {self.batch.memory.peak(self.batch.batch_size) / MB:.1f} MB, "
                          f"lr x {self.batch.lr_scale:g})")
         enforce_on_cuda(cfg.hardware.memory_budget_mb, setup.device)
+        self._warn_about_the_budget()
         memory = self.batch.memory
         self.session = TrainingSession(
             model, data, cfg.trainer, device=setup.device, precision=cfg.hardware.precision, seed=setup.seed,
@@ -82,6 +83,19 @@ class BackpropRunner(Runner):
             setup.state.register(name, part)
         setup.restore_state()
         self.session.at_boundary = self._step_boundary
+
+    def _warn_about_the_budget(self) -> None:
+        """What the config allows but a user rarely means: a batch larger than the training set, a warm-up that
+        uses every epoch."""
+        cfg, data, console = self.setup.cfg, self.setup.data, self.setup.console
+        images = data.train.num_samples
+        if self.batch.batch_size > images:
+            console.warn(f"trainer.batch_size={self.batch.batch_size} is larger than the {images:,} training images of "
+                         f"{label(cfg.dataset)}: every epoch is one batch of {images:,}")
+        epochs = int(cfg.trainer.epochs)
+        if self.method.prunes and 0 < self.method.warmup_epochs == epochs:
+            console.warn(f"method.warmup_epochs={epochs} is the whole budget trainer.epochs={epochs}: the network is "
+                         f"pruned after its last epoch and never trained sparse; give trainer.epochs more")
 
     # ------------------------------------------------------------------ checks before any work
     @classmethod

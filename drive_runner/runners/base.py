@@ -8,6 +8,7 @@ from drive_runner.runners.setup import Setup
 class Runner:
     """Trains one job from its setup to its result (the dict summary.json reports)."""
 
+    sparsity_target = True  # False: the jobs it runs have no sparsity target, whatever the method
     def __init__(self, setup: Setup, method):
         self.setup, self.method = setup, method
 

@@ -26,6 +26,8 @@ from drive_runner.train.loop import evaluate
 
 
 class BlockwiseRunner(Runner):
+    sparsity_target = False  # a dense network, trained block by block
+
     def __init__(self, setup, method):
         super().__init__(setup, method)
         cfg = setup.cfg

@@ -150,11 +150,17 @@ def summary_rows(summary: dict) -> list[tuple[str, str]]:
         ("run directory", str(summary.get("run_dir"))),
     ]
     if "flops_reduction" in summary:  # structured pruning: the training cost it removed
+        epoch_time = summary.get("epoch_time_reduction")
         rows[6:6] = [
-            ("training FLOPs per sample, final vs initial", f"-{summary['flops_reduction']:.1%}"),
-            ("epoch time, last vs first", f"-{summary['epoch_time_reduction']:.1%}"),
+            ("training FLOPs per sample, final vs initial", _change(summary["flops_reduction"])),
+            ("epoch time, last vs first", "no channel removed" if epoch_time is None else _change(epoch_time)),
         ]
     return rows
+
+
+def _change(reduction: float) -> str:
+    """A reduction as the signed change it is: 0.039 -> -3.9%, and a growth -0.612 -> +61.2%."""
+    return f"{0.0 - reduction:+.1%}"
 
 
 def _number(value) -> str:

@@ -62,12 +62,31 @@ def differing_keys(first: dict, second: dict, prefix: str = "") -> list[str]:
 
 
 def job_name(container: dict) -> str:
-    """`<method>-<model>-<dataset>-s<sparsity>-seed<seed>-<hash>`: readable, and unique per identity."""
+    """`<method>-<model>-<dataset>-s<sparsity>-seed<seed>-<hash>`: readable, and unique per identity; a job
+    without a sparsity target (dense, PruneTrain, NeuroFlux) has no `-s<sparsity>`."""
     density_key = f"c{container['compression']:g}" if container.get("compression") is not None \
         else f"s{container['sparsity']:g}"
-    parts = [label(container["method"]), label(container["model"]), label(container["dataset"]), density_key,
-             f"seed{container['seed']}", config_hash(container)]
+    parts = [label(container["method"]), label(container["model"]), label(container["dataset"]),
+             *([density_key] if has_sparsity_target(container) else []), f"seed{container['seed']}",
+             config_hash(container)]
     return re.sub(r"[^A-Za-z0-9_.=-]", "_", "-".join(str(p) for p in parts))
+
+
+def has_sparsity_target(container: dict) -> bool:
+    """Whether a job prunes to a sparsity target: the classes its config names (the method's, and the runner a
+    trainer names) say so by their `sparsity_target`; a node without `_target_` is taken to have one."""
+    from hydra.utils import get_object
+
+    for group in ("method", "trainer"):
+        node = container.get(group)
+        target = node.get("_target_") if isinstance(node, dict) else None
+        if target:
+            try:
+                if not getattr(get_object(target), "sparsity_target", True):
+                    return False
+            except Exception:  # noqa: BLE001 - a target that cannot be imported is refused by validation
+                pass
+    return True
 
 
 def job_name_resolver(*, _root_: DictConfig) -> str:
