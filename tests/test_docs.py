@@ -30,3 +30,22 @@ def test_every_method_has_a_page_naming_its_config():
     for method in ("drive", "snip", "grasp", "synflow", "magnitude", "random", "imp", "gmp", "prunetrain"):
         assert f"method={method}" in text, method
     assert "trainer=neuroflux" in text
+
+
+def test_the_readme_keeps_the_promises_a_new_user_reads_first():
+    """Issue 21, item 10: how to reach the installed commands, prunetrain in the method table, one path scheme for
+    table outputs, IMP's epochs per level, and what load_checkpoint returns."""
+    readme = (REPO / "README.md").read_text()
+    assert "source .venv/bin/activate" in readme and ".venv/bin" in readme
+    method_row = next(line for line in readme.splitlines() if line.startswith("| `method=` |"))
+    assert "prunetrain" in method_row
+    schemes = set(re.findall(r"outputs/tables/[^`\s]*", readme))
+    assert schemes and all("<time>" not in scheme for scheme in schemes)
+    assert "IMP trains `trainer.epochs` once per level" in readme
+    assert "model, engine = drive_runner.checkpoint.load_checkpoint(path)" in readme
+
+
+def test_help_says_imp_trains_its_epochs_per_level():
+    from drive_runner.cli.usage import run_usage
+
+    assert "IMP trains it per level" in run_usage()

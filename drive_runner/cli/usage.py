@@ -50,7 +50,7 @@ def _groups() -> str:
 COMMON_KEYS = """\
   sparsity=S | compression=C      fraction of prunable weights removed, or log10 of N / kept
   seed=N                          model init, data order, pruning randomness
-  trainer.epochs=N                the whole budget (a method's warm-up is part of it)
+  trainer.epochs=N                the whole budget (a method's warm-up is part of it; IMP trains it per level)
   trainer.batch_size=N|auto       auto: the largest batch within hardware.memory_budget_mb
   trainer.lr=LR  trainer.lr_milestones=[E1,E2]
   method.warmup_epochs=N  method.iterations=N
