@@ -90,6 +90,9 @@ class TableConfig:
     recipe: str = "quick"  # which of `grids` runs: quick (fits the budget the table states) | paper
     grids: Any = None  # recipe -> list of grids, each {key: value or list of values to sweep}
     limit: Optional[int] = ranged(None, 1, integer=True, optional=True)  # run only the first N jobs (a quick look)
+    # Command-line overrides that change what the table measures (its dataset, a model, a recipe): set by the
+    # table's sweep, they leave the paper's numbers out of the report and say why.
+    changed: List[str] = field(default_factory=list)
 
 
 # --------------------------------------------------------------------------- top level

@@ -110,3 +110,23 @@ def test_the_cfg_flag_shows_a_tables_grid(tmp_path):
     result = run_cli("table=synflow_fig6", "--cfg", "job", cwd=tmp_path, pinned=False)
     assert result.returncode == 0, result.stderr
     assert "grids:" in result.stdout and "synflow_fig6_resnet18" in result.stdout and "2.5" in result.stdout
+
+
+def test_a_table_says_how_many_jobs_and_how_long_and_lists_them(tmp_path):
+    """Issue 21, item 4: --cfg job lists the jobs and their count; a launch starts with one line giving the job
+    count and the table's expected time; overriding what a table measures (here dataset and model) is stated
+    before the launch and in the report, which leaves the paper's numbers out."""
+    listed = run_cli("table=snip_mnist", "--cfg", "job", cwd=tmp_path, pinned=False)
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.strip().splitlines()
+    assert lines[-1] == "66 jobs" and lines[-2].startswith("  65  model=lenet5 ") and "grids:" in listed.stdout
+    result = run_cli("table=snip_mnist", "dataset=digits", "model=lenet300", "trainer.epochs=1", "logger=none",
+                     "table.limit=2", "hydra.launcher.n_jobs=1", "hydra.sweep.dir=T", cwd=tmp_path, timeout=600)
+    assert result.returncode == 0, result.stderr
+    first = result.stdout.splitlines()[0]
+    assert first.startswith("drive-run: table snip_mnist (quick recipe): 2 jobs; expected 76.5 min on 2 CPU cores")
+    assert "dataset=digits, model=lenet300 change what it measures, so its report leaves out the paper's numbers" \
+        in first
+    report = (tmp_path / "T" / "report" / "report.md").read_text()
+    assert "Table snip_mnist was run with dataset=digits, model=lenet300, which change what it measures" in report
+    assert "ours against the paper" not in report and "Reference: N. Lee" in report

@@ -205,6 +205,34 @@ def prevalidate(argv: list[str]) -> tuple[list, Path, bool, list[Path]]:
     return configs, Path(output_dir), multirun, job_dirs
 
 
+def _table_line(table, jobs: int) -> str:
+    """What a table's launch is: its jobs, the wall-clock its reference file expects, and whether the command
+    line changed what it measures."""
+    from drive_runner.tables.references import load_reference, reference_names
+
+    expected = ""
+    if table.name in reference_names():
+        time = load_reference(table.name).expected_time.get(table.recipe)
+        whole = f" for the whole table (table.limit={table.limit} runs the first {jobs})" if table.limit else ""
+        expected = f"; expected {time}{whole}" if time else ""
+    changed = (f"; {', '.join(table.changed)} change{'s' if len(table.changed) == 1 else ''} what it measures, so its "
+               "report leaves out the paper's numbers") if table.changed else ""
+    return f"table {table.name} ({table.recipe} recipe): {jobs} jobs{expected}{changed};"
+
+
+def _list_table_jobs(argv: list[str]) -> None:
+    """`drive-run table=NAME --cfg job`: after the table's config, every job it would launch, one line each, and
+    their count."""
+    from drive_runner.cli.compose import CommandLine, group_options, initialised
+
+    line = CommandLine.parse([a for a in argv if a not in ("--cfg", "-c", "job")])
+    with initialised(line):
+        jobs = _table_jobs(line, functools.partial(group_options, line=line))
+    for number, job in enumerate(jobs):
+        print(f"{number:4d}  {' '.join(job)}")
+    print(f"{len(jobs)} jobs", flush=True)
+
+
 def _ensure_data(configs: list) -> None:
     """Every job's dataset is on disk (or downloaded now, where allowed) before anything is launched."""
     import json
@@ -245,7 +273,8 @@ def _announce(configs: list, output_dir: Path, multirun: bool, job_dirs: list[Pa
                   f"hydra.sweep.dir or remove {output_dir})", flush=True)
             return False
         already = f" ({done} already done, skipped)" if done else ""
-        print(f"drive-run: sweep of {len(configs)} jobs into {output_dir}{already}", flush=True)
+        what = _table_line(configs[0].table, len(configs)) if configs[0].table.name else f"sweep of {len(configs)} jobs"
+        print(f"drive-run: {what} into {output_dir}{already}", flush=True)
         return True
     cfg = configs[0]
     if done:
@@ -276,6 +305,15 @@ def main(argv: list[str] | None = None) -> int:
 
     os.environ["DRIVE_RUN_ID"] = command_name(CommandLine.parse(argv).overrides)
     _launcher_pid = os.getpid()
+    if {"--cfg", "-c"} & set(argv) and any(a.startswith("table=") for a in argv):  # the config, then the jobs
+        from drive_runner.cli.compose import one_line
+
+        code = _launch(argv, debug)
+        try:
+            _list_table_jobs(argv)
+        except Exception as error:  # noqa: BLE001 - one line, as every composition error
+            return _fail(one_line(error), EXIT_CONFIG_ERROR)
+        return code
     if not _INFO_FLAGS.intersection(argv):
         try:
             checked = prevalidate(argv)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,19 @@ def table_reference(runs: list[dict]) -> str | None:
     return names.pop() if len(names) == 1 else None
 
 
+def _changed_tables(runs: list[dict]) -> str:
+    """Why a table's runs are not compared with the paper: the command line changed what the table measures."""
+    def overrides(run: dict) -> tuple:
+        value = run.get("settings", {}).get("table.changed") or ()
+        return tuple(json.loads(value) if isinstance(value, str) else value)  # settings hold lists as JSON
+
+    changed = {(run.get("settings", {}).get("table.name"), overrides(run)) for run in runs}
+    notes = [f"Table {name} was run with {', '.join(overrides)}, which change what it measures: its runs are not "
+             f"compared with the paper's numbers (the reference below is what the table reproduces as shipped)."
+             for name, overrides in sorted(changed) if name and overrides]
+    return "\n".join(notes)
+
+
 def panels(runs: list[dict]) -> list[Panel]:
     """Runs split by model and dataset, the way papers give each network its own table."""
     groups: dict = {}
@@ -65,14 +79,15 @@ def build_report(runs: list[dict], out_dir: Path | None, *, reference: str | Non
                  draw: bool = True) -> Report:
     """The report of `runs`; files go to `out_dir` unless it is None."""
     ref = load_reference(reference) if reference else None
-    comparisons = ref.comparisons if ref else []
-    main = comparisons[0] if comparisons else None
+    completed = [run for run in runs if run.get("status") == "completed"]
+    changed = _changed_tables(completed)  # a table run that measured something else is not held to the paper
+    comparisons = ref.comparisons if ref and not changed else []
+    main = (ref.comparisons or [None])[0] if ref else None
     quantity = quantity or (main.quantity if main else "test_acc_percent")
     columns = columns or (main.columns if main else "target_sparsity")
     measure = quantity_of(quantity)
-    completed = [run for run in runs if run.get("status") == "completed"]
     report = Report("")
-    parts = [_header(ref, len(runs), len(completed), compute_used(runs))]
+    parts = [_header(ref, len(runs), len(completed), compute_used(runs), changed)]
     latex = []
     for panel in panels(completed):
         table = pivot(panel.runs, measure.summary_key, rows, columns, convert=measure.convert)
@@ -93,15 +108,17 @@ def build_report(runs: list[dict], out_dir: Path | None, *, reference: str | Non
         parts.append("No completed run.\n")
     report.markdown = "\n".join(part.rstrip() + "\n" for part in parts if part)
     if out_dir is not None:
-        _write(report, Path(out_dir), latex, completed, ref, rows, columns, quantity, draw)
+        _write(report, Path(out_dir), latex, completed, ref, rows, columns, quantity, draw, compare=not changed)
     return report
 
 
-def _header(ref: Reference | None, total: int, completed: int, compute: dict | None) -> str:
+def _header(ref: Reference | None, total: int, completed: int, compute: dict | None, changed: str = "") -> str:
     lines = [f"# Report: {completed} completed of {total} runs\n"]
     if compute:
         lines += [f"Wall-clock {compute['wall_clock_s'] / 60:.1f} min from the first run's first record to the last "
                   f"run's last; {compute['run_time_s'] / 60:.1f} min of run time in all.\n"]
+    if changed:
+        lines += [changed, ""]
     if ref is None:
         return "\n".join(lines)
     lines += [f"Reference: {ref.paper} {ref.source}.", "", f"The paper's recipe: {ref.recipe}", ""]
@@ -214,7 +231,7 @@ def _imp_levels(runs: list[dict], digits: int) -> str:
 
 
 def _write(report: Report, out_dir: Path, latex: list[str], runs: list[dict], ref: Reference | None, rows: str,
-           columns: str, quantity: str, draw: bool) -> None:
+           columns: str, quantity: str, draw: bool, compare: bool = True) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     buffer = io.StringIO()
     writer = csv.writer(buffer)
@@ -225,7 +242,8 @@ def _write(report: Report, out_dir: Path, latex: list[str], runs: list[dict], re
         write_text_atomic(out_dir / name, text)
         report.files.append(out_dir / name)
     if draw:
-        drawn = figures.draw_all(runs, out_dir, ref, rows, columns, quantity, [p.runs for p in panels(runs)])
+        drawn = figures.draw_all(runs, out_dir, ref if compare else None, rows, columns, quantity,
+                                 [p.runs for p in panels(runs)])
         report.drawn = {name: labels for name, (labels, _) in drawn.items()}
         report.files += [path for _, paths in drawn.values() for path in paths]
     write_json_atomic(out_dir / "report.json", {"files": [p.name for p in report.files], "figures": report.drawn,

@@ -162,10 +162,10 @@ class SweepReport(Callback):
 def write_table_report(outcome: SweepOutcome, config) -> None:
     """A table run ends with its full report (the paper's numbers beside ours, the figures) in
     <sweep dir>/report, also logged to W&B as a table and images."""
-    from drive_runner.report.build import build_report
+    from drive_runner.report.build import build_report, table_reference
 
-    runs = [job.summary for job in outcome.jobs if job.summary]
-    report = build_report(runs, outcome.sweep_dir / "report", reference=config.table.reference)
+    runs = [run for run in (read_run(job.job_dir) for job in outcome.jobs) if run is not None]
+    report = build_report(runs, outcome.sweep_dir / "report", reference=table_reference(runs))  # with their settings
     console = rich_console()
     console.print(f"report of table {config.table.name}: {outcome.sweep_dir / 'report' / 'report.md'} "
                   f"(drive-report {outcome.sweep_dir} prints it)", markup=False, highlight=False)

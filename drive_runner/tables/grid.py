@@ -7,16 +7,30 @@ from __future__ import annotations
 from typing import Any
 
 
+# Groups whose choice is what a table measures: overriding one makes it another experiment than the paper's.
+MEASURED = ("dataset", "model", "recipe")
+
+
 def table_jobs(table, arguments: list[str]) -> list[list[str]]:
-    """Each job's overrides; a command-line key replaces the grid's value for that key (and may sweep)."""
+    """Each job's overrides; a command-line key replaces the grid's value for that key (and may sweep). An override
+    of what the table measures (MEASURED) is recorded in every job's table.changed: the report then leaves the
+    paper's numbers out and says why."""
     from drive_runner.sweep_jobs import expand_sweep
 
     given = {argument.split("=", 1)[0].lstrip("+~") for argument in arguments}
+    changed = changes(arguments)
+    if changed:
+        arguments = [*arguments, f"table.changed=[{','.join(repr(c) for c in changed)}]"]
     jobs = []
     for grid in grids(table):
         items = [f"{key}={_sweep_text(value)}" for key, value in grid.items() if key not in given]
         jobs += expand_sweep([*items, *arguments])
     return jobs[: table.limit] if table.limit is not None else jobs
+
+
+def changes(arguments: list[str]) -> list[str]:
+    """The command line's overrides of what a table measures."""
+    return [a for a in arguments if a.split("=", 1)[0].lstrip("+~") in MEASURED]
 
 
 def grids(table) -> list[dict]:

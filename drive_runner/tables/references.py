@@ -60,6 +60,7 @@ class Reference:
     comparisons: list[Comparison] = field(default_factory=list)
     expectations: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    expected_time: dict = field(default_factory=dict)  # table.recipe -> the whole table's wall-clock, and where
 
 
 def reference_names() -> list[str]:
@@ -78,4 +79,5 @@ def load_reference(name: str) -> Reference:
         raise ValueError(f"reference {name}: unknown quantities {unknown}; known: {sorted(QUANTITIES)}")
     return Reference(name=data["name"], paper=data["paper"], source=data["source"], recipe=data["recipe"],
                      differences=list(data.get("differences") or []), comparisons=comparisons,
-                     expectations=list(data.get("expectations") or []), notes=list(data.get("notes") or []))
+                     expectations=list(data.get("expectations") or []), notes=list(data.get("notes") or []),
+                     expected_time=dict(data.get("expected_time") or {}))
