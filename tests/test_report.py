@@ -188,3 +188,47 @@ def test_report_refusals_write_nothing_and_the_flags_explain_themselves(tmp_path
     with pytest.raises(SystemExit):
         main(["--help"])
     assert "decimal places" in capsys.readouterr().out
+
+
+def test_figures_label_log_axes_plainly_keep_the_legend_off_the_data_and_style_variants(tmp_path: Path,
+                                                                                         monkeypatch):
+    """Issue 21, item 11: ticks 2, 5, 10 (no 2x10^0), one legend beside the panels at a readable size, titles
+    in words, and two variants of one method in its colour told apart by line style and marker."""
+    from drive_runner.methods import method_colour
+    from drive_runner.report import figures
+
+    layers = [{"name": "fc1.weight", "numel": 100, "density": 0.05}, {"name": "fc2.weight", "numel": 10,
+                                                                       "density": 0.3}]
+    for epochs, method in ((30, "snip"), (4, "snip"), (30, "random")):
+        for sparsity, acc in ((0.5, 0.97), (0.9, 0.95), (0.99, 0.7)):
+            write_run(tmp_path, f"{method}{epochs}-{sparsity}", config(method=method, epochs=epochs), method=method,
+                      model="lenet300", dataset="digits", seed=0, target_sparsity=sparsity, test_acc=acc,
+                      layers=layers)
+    drawn = {}
+    monkeypatch.setattr(figures, "_save", lambda fig, out_dir, name: drawn.setdefault(name, fig) and [name])
+    runs = collect_runs(tmp_path)
+    figures.accuracy_figure([runs], tmp_path, None, "method", "target_sparsity", "test_error_percent")
+    figures.layer_density_figure([runs], tmp_path, "method", "target_sparsity")
+    for fig in drawn.values():
+        fig.canvas.draw()
+        axes = [ax for ax in fig.axes if ax.get_visible()]
+        assert [ax.get_legend() for ax in axes] == [None] * len(axes) and len(fig.legends) == 1
+        legend = fig.legends[0]
+        assert min(text.get_fontsize() for text in legend.get_texts()) >= 8
+        legend_box = legend.get_window_extent()
+        assert all(legend_box.x0 >= ax.get_window_extent().x1 for ax in axes)  # beside the panels, not on them
+        for ax in axes:
+            for axis in (ax.xaxis, ax.yaxis):
+                if axis.get_scale() != "log":
+                    continue
+                texts = [label.get_text() for label in axis.get_ticklabels(which="both") if label.get_text()]
+                assert texts and all(float(text) > 0 for text in texts), texts  # plain numbers, no 10^x
+    assert "10" in [label.get_text() for label in drawn["accuracy"].axes[0].get_xticklabels()]
+    titles = [ax.get_title() for ax in drawn["layer_density"].axes if ax.get_visible()]
+    assert titles == ["lenet300 on digits, 50% sparsity", "lenet300 on digits, 90% sparsity",
+                      "lenet300 on digits, 99% sparsity"]
+    lines = {bars.get_label(): bars.lines[0] for bars in drawn["accuracy"].axes[0].containers}
+    snips = [lines["snip (trainer.epochs=30)"], lines["snip (trainer.epochs=4)"]]
+    assert snips[0].get_color() == snips[1].get_color() == method_colour("snip")
+    assert (snips[0].get_linestyle(), snips[0].get_marker()) != (snips[1].get_linestyle(), snips[1].get_marker())
+    assert lines["random (trainer.epochs=30)"].get_color() == method_colour("random")
