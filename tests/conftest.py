@@ -10,10 +10,13 @@ a ResNet-20 PruneTrain test take 118 s instead of 11 s.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -55,6 +58,10 @@ def read_json(path: Path) -> dict:
 
 
 def pytest_configure(config):
+    if "DRIVE_RUNNER_CACHE" not in os.environ:  # the suite's digits cache, not the user's (its workers share it)
+        cache = tempfile.mkdtemp(prefix="drive-runner-cache-")
+        os.environ["DRIVE_RUNNER_CACHE"] = cache
+        atexit.register(shutil.rmtree, cache, ignore_errors=True)
     if os.environ.get("PYTEST_XDIST_WORKER"):
         import torch
 

@@ -75,6 +75,27 @@ def test_digits_split_is_stratified_and_fixed_across_run_seeds():
     assert not torch.equal(other_split.test.labels, test)
 
 
+def test_digits_come_from_the_cache_without_scikit_learn_and_a_damaged_cache_is_rebuilt(tmp_path, monkeypatch):
+    """Issue 21, item 12: importing scikit-learn took a second of every digits job; after the first job the
+    images and the split come from a cache file and are the same tensors."""
+    import subprocess
+    import sys
+
+    monkeypatch.setenv("DRIVE_RUNNER_CACHE", str(tmp_path))
+    first = build_dataset({"name": "digits", "test_fraction": 0.25}, seed=0)
+    [cached] = tmp_path.glob("digits-*-test0.25-seed0.pt")
+    probe = ("import sys; from drive_runner.data import build_dataset; build_dataset({'name': 'digits', "
+             "'test_fraction': 0.25}); print(sorted(m for m in sys.modules if m.startswith('sklearn')))")
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert loaded.stdout.strip() == "[]"
+    cached.write_bytes(b"half a file")
+    again = build_dataset({"name": "digits", "test_fraction": 0.25}, seed=0)
+    for split in ("train", "test"):
+        for ours, theirs in zip(whole_split(getattr(first, split)), whole_split(getattr(again, split))):
+            assert torch.equal(ours, theirs)
+    assert torch.load(cached, weights_only=True)["test"].numel() == len(first.test.labels)
+
+
 def test_digits_are_normalised_with_train_statistics():
     inputs, _ = whole_split(build_dataset({"name": "digits"}).train)
     assert inputs.shape == (1437, 1, 8, 8)
