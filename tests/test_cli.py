@@ -158,6 +158,20 @@ def test_a_closed_pipe_ends_the_output_quietly(tmp_path: Path):
     assert result.returncode == 0 and result.stderr == ""
 
 
+def test_leaving_keeps_the_collector_off_the_imported_modules_and_exits_with_the_code():
+    """Issue 21, item 12: Python's teardown spent about a second collecting torch's objects at every exit."""
+    import gc
+
+    from drive_runner.cli.run import leave
+
+    try:
+        with pytest.raises(SystemExit) as leaving:
+            leave(3)
+        assert leaving.value.code == 3 and gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+
+
 def test_results_are_readable_by_collaborators_under_umask_022(tmp_path: Path):
     from drive_runner.pipeline import run
     from tests.conftest import quick_cfg

@@ -65,3 +65,10 @@ def test_synflow_benchmark_prints_its_table_and_the_drive_iteration(tmp_path):
     assert "Synaptic-Flow not found" in out
     for label in ("ours before (float64)", "ours now (float32)", "method.dtype=float64", "mask overlap", "training steps"):
         assert label in out
+
+
+def test_fixed_cost_benchmark_prints_every_command_the_ratio_and_the_sweep():
+    out = bench("bench_fixed_cost.py", "--runs", "1", "--sweep", "2")
+    for label in ("python -c 'import torch'", "torch._dynamo", "no-op job", "drive-run --help", "peak",
+                  "no-op job / bare import torch", "sweep of 2 no-op jobs", "each job after the first adds"):
+        assert label in out

@@ -14,7 +14,7 @@ import torch
 from rich.table import Table
 
 from drive_runner.cli.compose import compose_config, one_line
-from drive_runner.cli.run import quiet_on_closed_pipe
+from drive_runner.cli.run import leave, quiet_on_closed_pipe
 from drive_runner.cli.usage import answered_info_flag, memory_usage
 from drive_runner.data import describe
 from drive_runner.instantiation import label
@@ -78,4 +78,4 @@ def main(argv: list[str]) -> int:
 
 
 def entry() -> None:
-    sys.exit(quiet_on_closed_pipe(lambda: main(sys.argv[1:])))
+    leave(quiet_on_closed_pipe(lambda: main(sys.argv[1:])))

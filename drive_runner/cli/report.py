@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from drive_runner.cli.run import quiet_on_closed_pipe
+from drive_runner.cli.run import leave, quiet_on_closed_pipe
 from drive_runner.cli.usage import version_line
 
 PROGRESS_INTERVAL_S = 2.0
@@ -75,4 +75,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def entry() -> None:
-    sys.exit(quiet_on_closed_pipe(main))
+    leave(quiet_on_closed_pipe(main))

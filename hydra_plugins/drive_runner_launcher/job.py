@@ -11,6 +11,8 @@ from hydra.core.singleton import Singleton
 from hydra.core.utils import run_job, setup_globals
 from omegaconf import open_dict
 
+from drive_runner.cli.run import leave
+
 
 def main(job_in: Path, job_out: Path) -> None:
     job = cloudpickle.loads(job_in.read_bytes())
@@ -28,3 +30,4 @@ def main(job_in: Path, job_out: Path) -> None:
 
 if __name__ == "__main__":
     main(Path(sys.argv[1]), Path(sys.argv[2]))
+    leave(0)
