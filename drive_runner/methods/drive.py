@@ -1,8 +1,9 @@
 """DRIVE (Saikumar & Varghese 2024; docs/drive.md): a dense warm-up, then the dual-gradient score (this project's
 reconstruction): magnitude |theta|, connection sensitivity |theta * g| and convergence sensitivity |g|,
 each normalised over the unpruned weights (their raw scales differ by orders of magnitude) and combined.
-The terms are computed in the parameters' precision (at least float32); only the normalising sums
-are accumulated in float64. `dtype="float64"` computes everything in float64, for comparison."""
+The scoring pass runs in float64 by default (`method.dtype`) on a copy of the model: in float32 a
+convolution's weight gradient differs in its last bits with the number of CPU threads, and a hundred
+pruning steps carry such a difference across the cut (another mask for 1 and 2 threads on ResNet-20)."""
 
 from __future__ import annotations
 
@@ -14,13 +15,12 @@ import torch
 from drive_runner.errors import ConfigError
 from drive_runner.methods.base import ScoringMethod, ScoringOptions
 from drive_runner.methods.grasp import hessian_gradient_product
-from drive_runner.pruning.scoring import (BNMode, batchnorm_mode, current_masks, loss_gradients, named_params,
-                                          score_dtype)
+from drive_runner.pruning.scoring import (BNMode, ScoreDtype, batchnorm_mode, current_masks, in_precision,
+                                          loss_gradients, named_params)
 from drive_runner.ranges import ranged
 from drive_runner.train.loop import StepSnapshot
 
 EPSILON = 1e-12
-DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
 class Normalization(StrEnum):
@@ -60,6 +60,7 @@ class DriveOptions(ScoringOptions):
     bn_mode: BNMode = BNMode.train  # train (BN buffers snapshotted and restored) | eval
     after_prune: AfterPrune = AfterPrune["continue"]
     rewind_step: int = ranged(0, 0, integer=True)  # with after_prune=rewind_step: the warm-up step to rewind to
+    dtype: ScoreDtype = ScoreDtype.float64  # of the scoring pass; float32 is faster and depends on the thread count
 
 
 def normalise(terms: list[torch.Tensor], alive: list[torch.Tensor], how: str) -> list[torch.Tensor]:
@@ -73,21 +74,18 @@ def normalise(terms: list[torch.Tensor], alive: list[torch.Tensor], how: str) ->
     return [t / (scale + EPSILON) for t in terms]
 
 
-def drive_terms(model, names, batches, *, convergence_term: str = "grad", bn_mode: str = "train", dtype: str = "float32"):
-    """The three raw terms (a, b, c), one tensor per prunable parameter, in `dtype` or the parameter's
-    own higher precision."""
-    if dtype not in DTYPES:
-        raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
+def drive_terms(model, names, batches, *, convergence_term: str = "grad", bn_mode: str = "train", dtype: str = "float64"):
+    """The three raw terms (a, b, c), one tensor per prunable parameter, from a forward and backward pass in
+    `dtype` (on a copy of the model where it computes in another precision)."""
+    model, batches = in_precision(model, list(batches), dtype)
     params = [p.detach() for p in named_params(model, names)]
-    params = [p.to(torch.promote_types(score_dtype(p), DTYPES[dtype])) for p in params]
     with batchnorm_mode(model, bn_mode):
         if convergence_term == "grad":
-            grads = [g.to(p.dtype) for g, p in zip(loss_gradients(model, names, batches), params)]
+            grads = loss_gradients(model, names, batches)
             convergence = [g.abs() for g in grads]
         elif convergence_term == "hessian_grad":
-            raw_grads, hessian_grad = hessian_gradient_product(model, names, batches, temperature=1.0)
-            grads = [g.to(p.dtype) for g, p in zip(raw_grads, params)]
-            convergence = [(p * h.to(p.dtype)).abs_() for p, h in zip(params, hessian_grad)]
+            grads, hessian_grad = hessian_gradient_product(model, names, batches, temperature=1.0)
+            convergence = [(p * h).abs_() for p, h in zip(params, hessian_grad)]
         else:
             raise ValueError(f"convergence_term must be grad or hessian_grad, got {convergence_term!r}")
     magnitude = [p.abs() for p in params]
@@ -98,7 +96,7 @@ def drive_terms(model, names, batches, *, convergence_term: str = "grad", bn_mod
 def drive_scores(
     model, names, batches, *, generator=None, input_shape=None, alpha: float = 1.0, beta: float = 1.0,
     gamma: float = 1.0, normalization: str = "sum", combine: str = "sum", convergence_term: str = "grad",
-    bn_mode: str = "train", dtype: str = "float32",
+    bn_mode: str = "train", dtype: str = "float64",
 ):
     alive = list(current_masks(model, names).values())
     terms = drive_terms(model, names, batches, convergence_term=convergence_term, bn_mode=bn_mode, dtype=dtype)
@@ -153,10 +151,9 @@ class DrivePruning(ScoringMethod):
     def scoring_batches(self, ctx):
         return ctx.next_batches(int(self.options.batches_per_iter))
 
-    def score(self, model, names, batches, *, generator, input_shape, dtype: str = "float32"):
-        """`dtype="float64"` computes every term in float64, for comparison (compute_scores(..., dtype=...))."""
-        keys = ("alpha", "beta", "gamma", "normalization", "combine", "convergence_term", "bn_mode")
-        return drive_scores(model, names, batches, dtype=dtype, **{key: self.options[key] for key in keys})
+    def score(self, model, names, batches, *, generator, input_shape):
+        keys = ("alpha", "beta", "gamma", "normalization", "combine", "convergence_term", "bn_mode", "dtype")
+        return drive_scores(model, names, batches, **{key: self.options[key] for key in keys})
 
     def warmup_callbacks(self, training) -> list:
         self._snapshot = None

@@ -14,27 +14,19 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from enum import StrEnum
 
 import torch
 from torch import nn
 from torch.func import functional_call
 
 from drive_runner.methods.base import ScoringMethod, ScoringOptions
-from drive_runner.pruning.scoring import batchnorm_mode, model_device
+from drive_runner.pruning.scoring import DTYPES, ScoreDtype, batchnorm_mode, model_device
 from drive_runner.ranges import ranged
-
-DTYPES = {"float32": torch.float32, "float64": torch.float64}
-
-
-class ScoreDtype(StrEnum):
-    float32 = "float32"  # each layer's |W| rescaled where that keeps the ranking exact, float64 where it cannot
-    float64 = "float64"
-
 
 @dataclass
 class SynflowOptions(ScoringOptions):
     iterations: int = ranged(100, 1, integer=True)
+    # float32: each layer's |W| rescaled where that keeps the ranking exact, float64 where it cannot
     dtype: ScoreDtype = ScoreDtype.float32
 
 

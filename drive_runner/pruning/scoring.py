@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 from enum import StrEnum
 from typing import Iterable
 
@@ -11,6 +12,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from drive_runner.pruning.masks import MASK_SUFFIX
+
+
+class ScoreDtype(StrEnum):
+    """The precision a rule scores in, where it offers the choice."""
+
+    float32 = "float32"
+    float64 = "float64"
+
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
 class BNMode(StrEnum):
@@ -40,6 +51,17 @@ def score_dtype(tensor: torch.Tensor) -> torch.dtype:
 
 def model_device(model: nn.Module) -> torch.device:
     return next(model.parameters()).device
+
+
+def in_precision(model: nn.Module, batches: list, dtype: str) -> tuple[nn.Module, list]:
+    """The model and batches to score in `dtype`: themselves where the model already computes in it, else a
+    copy of the model (masks and BN buffers included) and the inputs cast, so scoring never changes the model."""
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
+    wanted = DTYPES[dtype]
+    if all(p.dtype == wanted for p in model.parameters()):
+        return model, batches
+    return copy.deepcopy(model).to(wanted), [(inputs.to(wanted), targets) for inputs, targets in batches]
 
 
 @contextlib.contextmanager
