@@ -229,8 +229,7 @@ def drive_iteration(args) -> None:
     def iterate(label, step, batch):
         engine = engines[label]
         with previous_code() if label == "before" else contextlib.nullcontext():
-            extra = {"dtype": "float64"} if label == "before" else {}
-            scores = drive.score(engine.model, engine.names, [batch], generator=None, input_shape=None, **extra)
+            scores = drive.score(engine.model, engine.names, [batch], generator=None, input_shape=None)
             engine.prune_to_density(scores, path[step])
 
     train_step(batches[0])  # first-call allocations out of the timings

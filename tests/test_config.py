@@ -115,7 +115,7 @@ def test_model_that_does_not_fit_the_images_is_caught_before_work():
         (["method=nope"], "method: unknown option 'nope'; allowed: dense, drive, gmp, grasp, imp, magnitude, prunetrain, random, snip, synflow"),
         (["trainer.epochs=abc"], "trainer.epochs: Value 'abc' of type 'str' could not be converted to Integer"),
         (["method.foo=1"], "method.foo: unknown key; method keys are after_prune, alpha, batches_per_iter, beta, "
-                           "bn_mode, combine, convergence_term, gamma, iterations, name, normalization, rewind_step, "
+                           "bn_mode, combine, convergence_term, dtype, gamma, iterations, name, normalization, rewind_step, "
                            "warmup_epochs"),
         (["metod=drive"], "metod: unknown key; top-level keys are compression, dataset, experiment, hardware, logger, "
                           "method, model, prune, recipe, resume, schedule, seed, sparsity, table, trainer"),
