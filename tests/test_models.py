@@ -160,7 +160,7 @@ def test_bn_uniform_gamma():
     assert all(torch.all(bn.bias == 0) for bn in bns)
 
 
-@pytest.mark.parametrize("key,value", [("conv_init", "xavier"), ("linear_init", "zeros"), ("bn_init", "ones")])
+@pytest.mark.parametrize("key,value", [("conv_init", "lecun"), ("linear_init", "zeros"), ("bn_init", "ones")])
 def test_unknown_init_option(key, value):
     with pytest.raises(ConfigError, match=f"model.{key}"):
         build("lenet5", MNIST, **{key: value})
@@ -210,3 +210,21 @@ def test_unknown_model_names_the_allowed_ones():
 def test_unknown_resnet18_stem():
     with pytest.raises(ConfigError, match="model.stem"):
         build("resnet18", CIFAR, stem="tiny")
+
+
+@pytest.mark.parametrize("init, std", [("xavier", lambda fan_in, fan_out: (2 / (fan_in + fan_out)) ** 0.5),
+                                       ("normal", lambda fan_in, fan_out: 0.1),
+                                       ("truncated_normal", lambda fan_in, fan_out: 0.088),
+                                       ("kaiming", lambda fan_in, fan_out: (2 / fan_in) ** 0.5)])
+def test_the_inits_of_the_snip_papers_table_3(init, std):
+    """Issue 22: VS-X (xavier), RN (normal), TN (truncated_normal, N(0, 0.1) cut at 2 sd: sd 0.088) beside VS-H (kaiming)."""
+    from drive_runner.cli.compose import compose_config
+    from drive_runner.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model(compose_config(["model=lenet300", f"model.linear_init={init}"]).model, (1, 28, 28), 10)
+    for layer in (model.fc1, model.fc2):
+        assert float(layer.weight.detach().std()) == pytest.approx(std(layer.in_features, layer.out_features), rel=0.05)
+        assert not layer.bias.any()
+    if init == "truncated_normal":
+        assert float(model.fc1.weight.detach().abs().max()) <= 0.2

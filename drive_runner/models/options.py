@@ -12,11 +12,17 @@ from omegaconf import MISSING
 class ConvInit(StrEnum):
     kaiming_fan_in = "kaiming_fan_in"
     kaiming_fan_out = "kaiming_fan_out"
+    xavier = "xavier"  # Glorot normal, the SNIP paper's VS-X
+    normal = "normal"  # N(0, 0.1), the SNIP paper's RN
+    truncated_normal = "truncated_normal"  # N(0, 0.1) cut at two standard deviations, the SNIP paper's TN
 
 
 class LinearInit(StrEnum):
-    kaiming = "kaiming"
+    kaiming = "kaiming"  # fan-in, ReLU gain: the SNIP paper's VS-H
     default = "default"  # PyTorch's U(+-1/sqrt(fan_in))
+    xavier = "xavier"
+    normal = "normal"
+    truncated_normal = "truncated_normal"
 
 
 class BNInit(StrEnum):
