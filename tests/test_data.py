@@ -96,6 +96,23 @@ def test_digits_come_from_the_cache_without_scikit_learn_and_a_damaged_cache_is_
     assert torch.load(cached, weights_only=True)["test"].numel() == len(first.test.labels)
 
 
+def test_a_validation_split_is_held_out_of_the_training_images_the_same_for_every_seed():
+    """Issue 22: dataset.validation_size moves that many training images, drawn once for every run seed, to a
+    validation split; the test split is untouched, and holding out every image is refused."""
+    whole = build_dataset({"name": "digits"})
+    held = build_dataset({"name": "digits", "validation_size": 200}, seed=0)
+    other_seed = build_dataset({"name": "digits", "validation_size": 200}, seed=5)
+    assert (held.train.num_samples, held.validation.num_samples) == (whole.train.num_samples - 200, 200)
+    everything = torch.cat([whole_split(held.train)[0], whole_split(held.validation)[0]])
+    assert sorted(map(tuple, everything.flatten(1).tolist())) == sorted(map(tuple, whole_split(whole.train)[0]
+                                                                             .flatten(1).tolist()))
+    assert torch.equal(whole_split(held.validation)[0], whole_split(other_seed.validation)[0])
+    assert torch.equal(whole_split(held.test)[0], whole_split(whole.test)[0]) and whole.validation is None
+    with pytest.raises(ConfigError) as refused:
+        build_dataset({"name": "digits", "validation_size": 1437})
+    assert refused.value.key == "dataset.validation_size"
+
+
 def test_digits_are_normalised_with_train_statistics():
     inputs, _ = whole_split(build_dataset({"name": "digits"}).train)
     assert inputs.shape == (1437, 1, 8, 8)

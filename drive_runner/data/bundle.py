@@ -60,6 +60,10 @@ class BatchSource(ABC):
     def take(self, indices: Indices, *, augment: bool = False, generator: Optional[torch.Generator] = None) -> Batch:
         """The given samples as one batch, in the given order (pruning scorers pick their own samples)."""
 
+    def subset(self, indices: Tensor) -> "BatchSource":
+        """The samples at `indices` as a split of their own (a held-out validation split, say)."""
+        return SubsetSource(self, indices)
+
     def num_batches(self, batch_size: int, drop_last: bool = False) -> int:
         full, rest = divmod(self.num_samples, batch_size)
         return full if drop_last or rest == 0 else full + 1
@@ -78,19 +82,54 @@ class BatchSource(ABC):
         return chunks[: self.num_batches(batch_size, drop_last)]
 
 
+class SubsetSource(BatchSource):
+    """Some samples of another split, read through its `take` (augmentation included)."""
+
+    def __init__(self, source: BatchSource, indices: Tensor):
+        self._source, self._indices = source, torch.as_tensor(indices, dtype=torch.long)
+        super().__init__(source.labels[self._indices])
+
+    @property
+    def augments(self) -> bool:
+        return self._source.augments
+
+    def batches(self, batch_size: int, *, shuffle: bool, generator: Optional[torch.Generator] = None,
+                augment: bool = False, drop_last: bool = False, shard: Optional[Shard] = None) -> Iterator[Batch]:
+        for chunk in self.index_batches(batch_size, shuffle=shuffle, generator=generator, drop_last=drop_last):
+            inputs, targets = self.take(chunk, augment=augment, generator=generator)
+            if shard is not None:
+                rank, size = shard
+                inputs, targets = inputs[rank::size], targets[rank::size]
+            yield inputs, targets
+
+    def take(self, indices: Indices, *, augment: bool = False, generator: Optional[torch.Generator] = None) -> Batch:
+        return self._source.take(self._indices[torch.as_tensor(indices, dtype=torch.long)], augment=augment,
+                                 generator=generator)
+
+
 @dataclass(frozen=True)
 class DataBundle:
-    """A built dataset: both splits plus what a model needs to know to be built for it."""
+    """A built dataset: its splits plus what a model needs to know to be built for it. `validation` is a split
+    held out of the training images (dataset.validation_size), or None."""
 
     name: str
     input_shape: Tuple[int, int, int]  # (C, H, W) as the model sees it, after any resize
     num_classes: int
     train: BatchSource
     test: BatchSource
+    validation: Optional[BatchSource] = None
 
     def to(self, device: torch.device) -> "DataBundle":
         """The bundle with every split that can be held on `device` moved there (in-memory splits);
         splits read from disk stay where they are and their batches are copied per step."""
         moved = {name: split.to(device) if hasattr(split, "to") else split for name, split in
-                 (("train", self.train), ("test", self.test))}
+                 (("train", self.train), ("test", self.test), ("validation", self.validation))}
         return DataBundle(self.name, self.input_shape, self.num_classes, **moved)
+
+    def holding_out(self, size: int, seed: int = 0) -> "DataBundle":
+        """The bundle with `size` training images, drawn by `seed` (the same for every run seed), moved to a
+        validation split: the SNIP paper holds out 10% of MNIST's training set, the Lottery Ticket paper 5,000."""
+        order = torch.randperm(self.train.num_samples, generator=torch.Generator().manual_seed(seed))
+        held, kept = order[:size].sort().values, order[size:].sort().values
+        return DataBundle(self.name, self.input_shape, self.num_classes, train=self.train.subset(kept),
+                          test=self.test, validation=self.train.subset(held))

@@ -62,6 +62,14 @@ class InMemorySource(BatchSource):
         moved.mean, moved.std = self.mean.to(device), self.std.to(device)  # exactly the same values
         return moved
 
+    def subset(self, indices: Tensor) -> "InMemorySource":
+        """The samples at `indices`, gathered into a source of their own, normalised as this one."""
+        indices = torch.as_tensor(indices, dtype=torch.long)
+        part = InMemorySource(self.images[indices.to(self.device)], self._labels[indices], self.mean.flatten().tolist(),
+                              self.std.flatten().tolist(), self.crop_padding)
+        part.mean, part.std = self.mean, self.std  # exactly the same values
+        return part
+
     def batches(
         self,
         batch_size: int,

@@ -77,7 +77,16 @@ def build_dataset(cfg: Any, seed: int = 0, num_workers: int = 2, on_device: bool
     typed = _typed(cfg)
     if "in_memory" in typed and typed.in_memory is None:
         typed.in_memory = on_device
-    return _BUILDERS[typed.name](typed, seed, num_workers)
+    return _held_out(_BUILDERS[typed.name](typed, seed, num_workers), int(typed.validation_size))
+
+
+def _held_out(bundle: DataBundle, size: int) -> DataBundle:
+    if size == 0:
+        return bundle
+    if size >= bundle.train.num_samples:
+        raise ConfigError("dataset.validation_size", f"holds out {size:,} of the {bundle.train.num_samples:,} training "
+                                                     f"images of {bundle.name}, leaving none to train on")
+    return bundle.holding_out(size)
 
 
 def ensure_data(cfg: Any) -> None:
