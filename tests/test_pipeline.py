@@ -32,6 +32,42 @@ def test_warmup_is_part_of_the_epoch_budget_and_prunes_trained_weights(tmp_path:
     assert summary["warmup_epochs"] == 2 and summary["timings_s"]["warmup"] > 0
 
 
+def test_a_warmup_on_top_of_the_budget_trains_the_recipes_epochs_after_pruning(tmp_path: Path):
+    """Issue 22, item 4: trainer.warmup_in_budget=false gives DRIVE as many epochs after pruning as a method that
+    prunes at initialisation, the LR drops moved by the warm-up; a cosine schedule (no drops) is refused."""
+    summary = run(quick_cfg("method=drive", "method.iterations=5", "method.warmup_epochs=2", "trainer.epochs=3",
+                            "trainer.warmup_in_budget=false", "trainer.lr_schedule=multistep",
+                            "trainer.lr_milestones=[1]"), tmp_path)
+    epochs = [e for e in events(tmp_path) if e["event"] == "epoch"]
+    assert [e["phase"] for e in epochs] == ["warmup", "warmup", "train", "train", "train"]
+    assert [e["lr"] for e in epochs] == pytest.approx([0.1, 0.1, 0.1, 0.01, 0.01])
+    assert summary["epochs"] == 5 and summary["warmup_epochs"] == 2
+    from drive_runner.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="trainer.warmup_in_budget"):
+        run(quick_cfg("method=drive", "trainer.warmup_in_budget=false", "trainer.lr_schedule=cosine"), tmp_path / "c")
+
+
+def test_evaluations_between_epochs_find_the_early_stopping_point_on_the_held_out_split(tmp_path: Path):
+    """Issue 22, item 3: with dataset.validation_size and trainer.eval_every_steps a run evaluates every N steps;
+    the evaluation with the lowest validation loss is the early-stopping point (its step and test accuracy), per
+    phase, IMP's levels and controls included."""
+    summary = run(quick_cfg("dataset.validation_size=300", "trainer.eval_every_steps=4", "trainer.epochs=2",
+                            "method=imp", "method.control=reinit", "sparsity=0.36"), tmp_path)
+    between = [e for e in events(tmp_path) if e["event"] == "evaluation_step"]
+    assert {e["step"] % 4 for e in between} == {0} and {"val_loss", "val_top1", "test_top1"} <= set(between[0])
+    epochs = [e for e in events(tmp_path) if e["event"] == "epoch" and e["phase"] == "train"]
+    steps_per_epoch = epochs[-1]["step"] // 2  # the final ticket trains from step 0, rewound
+    assert steps_per_epoch == -(-(1437 - 300) // summary["memory"]["batch_size"])
+    final = [e for e in between if e["phase"] == "train"]
+    assert len(final) == 2 * steps_per_epoch // 4
+    best = min(final + epochs, key=lambda e: (e["val_loss"], e["step"]))
+    assert (summary["early_stop_step"], summary["early_stop_test_acc"]) == (best["step"], best["test_top1"])
+    assert summary["val_acc"] == epochs[-1]["val_top1"]
+    levels = [e for e in events(tmp_path) if e["event"] in ("imp_level", "imp_control")]
+    assert len(levels) == 2 + 2 and all(0 < e["early_stop_step"] <= 2 * steps_per_epoch for e in levels)
+
+
 def test_dense_method_keeps_every_weight(tmp_path: Path):
     summary = run(quick_cfg("method=dense"), tmp_path)
     assert summary["target_sparsity"] == 0.0 and summary["achieved_sparsity"] == 0.0

@@ -32,7 +32,8 @@ from drive_runner.runners.base import Runner
 from drive_runner.runners.records import BatchStream, Progress
 from drive_runner.runners.result import memory_report, report_mask, result
 from drive_runner.runners.setup import Setup
-from drive_runner.train.loop import TrainingSession, evaluate
+from drive_runner.train.loop import TrainingSession, early_stop, evaluate
+from drive_runner.train.optim import with_warmup
 
 
 class BackpropRunner(Runner):
@@ -49,6 +50,7 @@ class BackpropRunner(Runner):
             f"{label(cfg.method)}: target sparsity {1 - self.density:.6g} of {self.engine.total():,} prunable weights "
             f"in {len(self.engine.targets)} tensors of {label(cfg.model)}, data {label(cfg.dataset)}, device {setup.device}"
         )
+        self.trainer = with_warmup(cfg.trainer, method.warmup_epochs)  # the epochs and LR drops trained by
         self.batch = choose_batch_size(model, data.input_shape, data.num_classes, data.train.num_samples, cfg.trainer,
                                        cfg.hardware, setup.device)
         if self.batch.memory is not None:
@@ -59,8 +61,9 @@ class BackpropRunner(Runner):
         self._warn_about_the_budget()
         memory = self.batch.memory
         self.session = TrainingSession(
-            model, data, cfg.trainer, device=setup.device, precision=cfg.hardware.precision, seed=setup.seed,
-            engine=self.engine, progress=console, on_epoch=setup.tracker.epoch, batch_size=self.batch.batch_size,
+            model, data, self.trainer, device=setup.device, precision=cfg.hardware.precision, seed=setup.seed,
+            engine=self.engine, progress=console, on_epoch=setup.tracker.epoch,
+            on_evaluation=lambda record: setup.tracker.event("evaluation_step", **record), batch_size=self.batch.batch_size,
             lr_scale=self.batch.lr_scale, memory_static_bytes=memory.static + memory.margin if memory else None,
             acceleration=setup.acceleration,
         )
@@ -92,7 +95,7 @@ class BackpropRunner(Runner):
         if self.batch.batch_size > images:
             console.warn(f"trainer.batch_size={self.batch.batch_size} is larger than the {images:,} training images of "
                          f"{label(cfg.dataset)}: every epoch is one batch of {images:,}")
-        epochs = int(cfg.trainer.epochs)
+        epochs = int(self.trainer.epochs)
         if self.method.prunes and 0 < self.method.warmup_epochs == epochs:
             console.warn(f"method.warmup_epochs={epochs} is the whole budget trainer.epochs={epochs}: the network is "
                          f"pruned after its last epoch and never trained sparse; give trainer.epochs more")
@@ -101,7 +104,8 @@ class BackpropRunner(Runner):
     @classmethod
     def check(cls, cfg, method, model, input_shape, num_classes: int, memory: bool = True) -> None:
         warmup, epochs = method.warmup_epochs, cfg.trainer.epochs
-        if warmup > epochs:
+        with_warmup(cfg.trainer, warmup)  # refuses a warm-up on top of a schedule without drops to move
+        if warmup > epochs and cfg.trainer.warmup_in_budget:
             raise ConfigError("method.warmup_epochs", f"{label(cfg.method)} trains {warmup} dense epochs before pruning, "
                                                       f"more than trainer.epochs={epochs} (the warm-up is part of the "
                                                       "budget); set method.warmup_epochs=0 to prune at initialisation"
@@ -199,10 +203,10 @@ class BackpropRunner(Runner):
         """Training to the end of the epoch budget on the same schedule; returns its epochs' metrics."""
         with self.setup.phases.measure("train"):
             if self.progress.enter("train"):
-                self.setup.tracker.event("phase_start", phase="train", epochs=int(self.setup.cfg.trainer.epochs)
+                self.setup.tracker.event("phase_start", phase="train", epochs=int(self.trainer.epochs)
                                          - self.session.epoch)
             self.session.callbacks.extend(callbacks)
-            return self.session.train_until(int(self.setup.cfg.trainer.epochs), "train")
+            return self.session.train_until(int(self.trainer.epochs), "train")
 
     def finish(self, history: list[dict], connectivity: dict) -> dict:
         """The final evaluation, final.pt and the result."""
@@ -219,9 +223,17 @@ class BackpropRunner(Runner):
                          setup.phases, self.prunable_at_start)
         if self.progress.mask_fixed_at:  # the mask was fixed during training (GMP)
             outcome["timings_s"]["find_mask"] = self.progress.mask_fixed_at[-1]
+        outcome["epochs"] = int(self.trainer.epochs)  # what was trained, a warm-up on top of the budget included
         outcome["memory"] = memory_report(self.batch, self.session, cfg.hardware.memory_budget_mb, setup.device)
         outcome.update(self.method.summary_extras())
+        outcome.update(early_stop(self.phase_records("train", history)))
+        if history and "val_top1" in history[-1]:
+            outcome["val_acc"] = history[-1]["val_top1"]
         return outcome
+
+    def phase_records(self, phase: str, history: list[dict]) -> list[dict]:
+        """A phase's evaluations: its epochs' and those between its epochs (trainer.eval_every_steps)."""
+        return [*history, *(record for record in self.session.evaluations if record["phase"] == phase)]
 
     def check_survivors(self, when: str) -> None:
         """The achieved sparsity must be exactly what the method promised; anything else fails the run."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 from drive_runner.errors import ConfigError
 from drive_runner.pruning.ablation import Ablation, ablate
 from drive_runner.runners.backprop import BackpropRunner
-from drive_runner.train.loop import StepSnapshot
+from drive_runner.train.loop import StepSnapshot, early_stop
 
 
 class LevelsRunner(BackpropRunner):
@@ -90,16 +90,20 @@ class LevelsRunner(BackpropRunner):
             self.ticket = self.engine.mask_state()
             ablate(control, self.training, self.rewind_state, draw=level, step=rewind_step)
             self.position["entered"] = True
-        history = self.session.train_until(int(self.session.cfg.epochs), f"imp-control-{level}")
+        phase = f"imp-control-{level}"
+        history = self.session.train_until(int(self.session.cfg.epochs), phase)
         self.setup.tracker.event("imp_control", level=level, control=str(control), density=self.engine.density(),
-                                 test_acc=history[-1].get("test_top1") if history else None)
+                                 test_acc=history[-1].get("test_top1") if history else None,
+                                 **early_stop(self.phase_records(phase, history)))
         self.engine.replace_masks(self.ticket)
         self.ticket = None
 
     def _train_level(self, level: int) -> None:
-        history = self.session.train_until(int(self.session.cfg.epochs), f"imp-level-{level}")
+        phase = f"imp-level-{level}"
+        history = self.session.train_until(int(self.session.cfg.epochs), phase)
         self.setup.tracker.event("imp_level", level=level, density=self.engine.density(),
-                                 test_acc=history[-1].get("test_top1") if history else None)
+                                 test_acc=history[-1].get("test_top1") if history else None,
+                                 **early_stop(self.phase_records(phase, history)))
 
     def weights_under_mask(self) -> dict:
         return self.rewind_state

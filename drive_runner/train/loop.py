@@ -118,6 +118,7 @@ class TrainingSession:
         callbacks: Iterable[TrainingCallback] = (),
         progress: Progress | None = None,
         on_epoch: Callable[[dict], None] = lambda metrics: None,
+        on_evaluation: Callable[[dict], None] = lambda record: None,
         at_boundary: Callable[[bool], None] = lambda end_of_epoch: None,
         batch_size: int | None = None,
         lr_scale: float = 1.0,
@@ -137,6 +138,7 @@ class TrainingSession:
         self.callbacks = list(callbacks)
         self.progress = progress or _Silent()
         self.on_epoch = on_epoch
+        self.on_evaluation = on_evaluation
         # After every optimizer step (False) and every finished epoch (True): where a run may save its
         # state and stop.
         self.at_boundary = at_boundary
@@ -150,6 +152,7 @@ class TrainingSession:
         self.epoch = 0  # epochs completed
         self.step = 0  # optimizer steps taken
         self.history: list[dict] = []  # every finished epoch's metrics, in order
+        self.evaluations: list[dict] = []  # every evaluation between epochs (trainer.eval_every_steps), in order
         self._partial: dict | None = None  # the running sums of the epoch in progress
         self.in_epoch = False  # between an epoch's first and last step
         self.optimizer = self.scheduler = None
@@ -158,7 +161,7 @@ class TrainingSession:
     def state_dict(self) -> dict:
         """Everything but the model itself that training needs to continue exactly where it is."""
         return {
-            "epoch": self.epoch, "step": self.step, "history": self.history,
+            "epoch": self.epoch, "step": self.step, "history": self.history, "evaluations": self.evaluations,
             "partial_epoch": self._partial_epoch(),
             "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
             "measured_peak_bytes": self.measured_peak_bytes,
@@ -179,6 +182,7 @@ class TrainingSession:
             self.set_batch_size(state["batch_size"], state["lr_scale"], state["memory_static_bytes"])
         self.epoch, self.step = int(state["epoch"]), int(state["step"])
         self.history = list(state["history"])
+        self.evaluations = list(state["evaluations"])
         self._partial = state["partial_epoch"]
         self.measured_peak_bytes = int(state["measured_peak_bytes"])
         self.reset_optimizer()
@@ -262,11 +266,7 @@ class TrainingSession:
                 finally:
                     self.in_epoch = False
                 if (self.epoch % int(self.cfg.eval_every) == 0) or self.epoch == end_epoch:
-                    test = evaluate(
-                        self.model, self.data.test, batch_size=int(self.cfg.eval_batch_size),
-                        device=self.device, acceleration=self.acceleration, forward=self.eval_forward(),
-                    )
-                    metrics.update({f"test_{k}": v for k, v in test.items()})
+                    metrics.update(self.evaluate_splits())
                 for callback in self.callbacks:
                     callback.on_epoch_end(self, metrics)
                 self.progress.end_epoch(metrics)
@@ -275,6 +275,19 @@ class TrainingSession:
                 self.at_boundary(True)
         finally:
             self.progress.end_phase()
+
+    def evaluate_splits(self) -> dict:
+        """Test metrics (test_loss, test_top1, test_top5) and, where a validation split is held out, val_*."""
+        splits = {"test": self.data.test, "val": self.data.validation}
+        return {f"{name}_{key}": value for name, source in splits.items() if source is not None
+                for key, value in evaluate(self.model, source, batch_size=int(self.cfg.eval_batch_size),
+                                           device=self.device, acceleration=self.acceleration,
+                                           forward=self.eval_forward()).items()}
+
+    def _evaluate_between_epochs(self, phase: str) -> None:
+        record = {"phase": phase, "step": self.step, **self.evaluate_splits()}
+        self.evaluations.append(record)
+        self.on_evaluation(record)
 
     def training_forward(self) -> nn.Module:
         """The model as a training step calls it: wrapped in DistributedDataParallel under data
@@ -349,6 +362,8 @@ class TrainingSession:
             self.step += 1
             for callback in self.callbacks:
                 callback.on_step_end(self)
+            if self.cfg.eval_every_steps and self.step % int(self.cfg.eval_every_steps) == 0:
+                self._evaluate_between_epochs(phase)
             loss_sum += loss.detach() * targets.numel()
             correct += (logits.argmax(dim=1) == targets).sum()
             count += targets.numel()
@@ -368,8 +383,20 @@ class TrainingSession:
         return {
             "phase": phase,
             "epoch": self.epoch,
+            "step": self.step,
             "lr": lr,
             "train_loss": train_loss,
             "train_acc": correct_total / max(count, 1),
             "epoch_time_s": seconds_before + time.perf_counter() - started,
         }
+
+
+def early_stop(records: Iterable[dict]) -> dict:
+    """The evaluation with the lowest validation loss among `records` (epochs and evaluations between them): the
+    Lottery Ticket paper's early-stopping point, its step and the test accuracy there. Empty without validation."""
+    validated = [record for record in records if "val_loss" in record]
+    if not validated:
+        return {}
+    best = min(validated, key=lambda record: (record["val_loss"], record["step"]))
+    return {"early_stop_step": best["step"], "early_stop_test_acc": best["test_top1"],
+            "early_stop_val_loss": best["val_loss"]}

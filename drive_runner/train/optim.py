@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Callable, Iterable
 
 import torch
+from omegaconf import open_dict
 
 from drive_runner.errors import ConfigError
 
@@ -21,6 +23,21 @@ def build_optimizer(
     if cfg.optimizer == "adam":
         return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
     raise ConfigError("trainer.optimizer", f"unknown optimizer '{cfg.optimizer}'; allowed: sgd, adam")
+
+
+def with_warmup(cfg, warmup_epochs: int):
+    """The trainer config a run trains by: as given, or, with trainer.warmup_in_budget=false, `warmup_epochs` more
+    epochs and every LR drop that many epochs later, so the recipe's schedule starts when the warm-up ends."""
+    if cfg.warmup_in_budget or not warmup_epochs:
+        return cfg
+    if cfg.lr_schedule == "cosine":
+        raise ConfigError("trainer.warmup_in_budget", "false moves the LR drops after the warm-up, and a cosine "
+                                                      "schedule has none; use lr_schedule=multistep or constant")
+    shifted = copy.deepcopy(cfg)
+    with open_dict(shifted):
+        shifted.epochs = int(cfg.epochs) + warmup_epochs
+        shifted.lr_milestones = [int(m) + warmup_epochs for m in cfg.lr_milestones]
+    return shifted
 
 
 def lr_factor(cfg, steps_per_epoch: int) -> Callable[[int], float]:

@@ -44,7 +44,13 @@ class TrainerConfig:
     lr_milestones: List[int] = ruled(rule=epochs_list_rule, default_factory=list)  # epochs, for lr_schedule=multistep
     lr_gamma: float = ranged(0.1, 0, 1, low_open=True)
     lr_warmup_epochs: int = ranged(0, 0)  # linear warm-up of the learning rate, in epochs
+    # a method's dense warm-up (DRIVE's method.warmup_epochs) is part of `epochs` (true), or trained before them with
+    # the LR drops moved by as much (false: as many epochs after pruning as a method that prunes at initialisation)
+    warmup_in_budget: bool = True
     eval_every: int = ranged(1, 1, integer=True)  # test-set evaluation every N epochs (the last epoch always is)
+    # also evaluate every N optimizer steps (validation split and test; 0 = per epoch only): the evaluation with the
+    # lowest validation loss is each phase's early-stopping point, as the Lottery Ticket paper reports it
+    eval_every_steps: int = ranged(0, 0, integer=True)
 
 
 # What a recipe (conf/recipe/*.yaml) sets: the rest of the trainer's keys say how a run trains, not what.
