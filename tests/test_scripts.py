@@ -72,3 +72,18 @@ def test_fixed_cost_benchmark_prints_every_command_the_ratio_and_the_sweep():
     for label in ("python -c 'import torch'", "torch._dynamo", "no-op job", "drive-run --help", "peak",
                   "no-op job / bare import torch", "sweep of 2 no-op jobs", "each job after the first adds"):
         assert label in out
+
+
+def test_machine_effects_compares_masks_across_threads_and_kernels():
+    out = bench("machine_effects.py", "masks", "--seeds", "1", "--models", "lenet300", "--scorers", "snip")
+    rows = [line for line in out.splitlines() if line.startswith("| lenet300")]
+    assert len(rows) == 4  # two sparsities x two precisions
+    assert all("| snip |" in row and "%" in row for row in rows)
+
+
+def test_machine_effects_trains_under_both_kernels_and_pairs_the_seeds(tmp_path):
+    out = bench("machine_effects.py", "accuracy", "--seeds", "2", "--scorers", "random", "--sparsities", "0.5",
+                "--out", str(tmp_path), "trainer.epochs=1", "dataset.image_size=8", "trainer.batch_size=256")
+    row = next(line for line in out.splitlines() if line.startswith("| random | 0.5 |"))
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    assert "±" in cells[2] and "±" in cells[3] and "[" in cells[4] and cells[5].endswith("%")
