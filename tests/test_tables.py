@@ -57,8 +57,9 @@ def test_the_command_line_overrides_every_job_and_may_sweep_and_switch_recipe():
     # The method sweep replaces every grid's methods, the dense grids' too: 4 grids x 2 methods (x 2 sparsities).
     assert all("seed=7" in job for job in chosen) and len(chosen) == 2 * 2 + 2 + 2 * 2 + 2
     paper = jobs("table=snip_mnist", "table.recipe=paper")
-    assert all("recipe=mnist" in job for job in paper if "model=lenet300" in job)
-    with pytest.raises(ConfigError, match="table.recipe.*allowed: paper, quick"):
+    assert all("recipe=snip_mnist_paper" in job and "dataset.validation_size=6000" in job
+               for job in paper if "model=lenet300" in job)
+    with pytest.raises(ConfigError, match="table.recipe.*allowed: causes, paper, quick"):
         jobs("table=snip_mnist", "table.recipe=fast")
     assert len(jobs("table=snip_mnist", "table.limit=5")) == 5
 
