@@ -104,6 +104,23 @@ def test_imp_trains_every_level_and_logs_the_curve(tmp_path):
     assert [layer["name"] for layer in summary["layers"]] == ["fc1.weight", "fc2.weight"]
 
 
+def test_layerwise_imp_removes_each_layers_own_share_per_level_the_output_layer_its_own(tmp_path):
+    """The Lottery Ticket paper's rates: 20% of each hidden layer's survivors per level, 10% of the output's."""
+    summary = run(quick_cfg("method=imp", "prune.scope=layerwise", "method.prune_output_layer=true",
+                            "method.output_fraction=0.1", "sparsity=0.36", "trainer.epochs=1"), tmp_path)
+    assert [row["level"] for row in events(tmp_path, "imp_level")] == [0, 1, 2]
+
+    def after_three_levels(size, rate):  # at 0.8^2 the output layer still holds the total above 64%
+        for _ in range(3):
+            size -= math.ceil(rate * size - 1e-9)
+        return size
+
+    layers = {layer["name"]: layer for layer in summary["layers"]}
+    assert set(layers) == {"fc1.weight", "fc2.weight", "fc3.weight"}
+    for name, rate in [("fc1.weight", 0.2), ("fc2.weight", 0.2), ("fc3.weight", 0.1)]:
+        assert layers[name]["survivors"] == after_three_levels(layers[name]["numel"], rate)
+
+
 def test_imp_rewinds_the_complete_state_including_batchnorm(tmp_path):
     from drive_runner.data import build_dataset
     from drive_runner.models import build_model
@@ -172,7 +189,7 @@ def test_gmp_prunes_only_inside_its_window_and_then_keeps_the_mask(tmp_path, mon
     "overrides, key",
     [
         (["method=imp", "method.warmup_epochs=1"], "method.warmup_epochs"),
-        (["method=imp", "prune.scope=layerwise"], "prune.scope"),
+        (["method=imp", "method.output_fraction=0.1"], "method.output_fraction"),
         (["method=gmp", "trainer.epochs=0"], "trainer.epochs"),
         (["method=gmp", "schedule.end_epoch=5"], "schedule.end_epoch"),
         (["method=imp", "trainer.epochs=0"], "trainer.epochs"),

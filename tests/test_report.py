@@ -232,3 +232,25 @@ def test_figures_label_log_axes_plainly_keep_the_legend_off_the_data_and_style_v
     assert snips[0].get_color() == snips[1].get_color() == method_colour("snip")
     assert (snips[0].get_linestyle(), snips[0].get_marker()) != (snips[1].get_linestyle(), snips[1].get_marker())
     assert lines["random (trainer.epochs=30)"].get_color() == method_colour("random")
+
+
+def test_imp_levels_report_the_early_stopping_point_of_tickets_and_controls(tmp_path: Path):
+    """LTH Fig. 4: with a validation split, each level's early-stop iteration and test accuracy there."""
+    from drive_runner.report.build import build_report
+
+    for seed in (0, 1):
+        write_run(tmp_path, f"imp{seed}", config(method="imp", seed=seed), method="imp", seed=seed,
+                  target_sparsity=0.36, achieved_sparsity=0.36, test_acc=0.97, early_stop_step=900 + seed * 100,
+                  early_stop_test_acc=0.975)
+        rows = [{"event": "imp_level", "level": 0, "density": 1.0, "test_acc": 0.96, "early_stop_step": 2000,
+                 "early_stop_test_acc": 0.965},
+                {"event": "imp_control", "level": 1, "control": "reinit", "density": 0.64, "test_acc": 0.95,
+                 "early_stop_step": 3000 + seed * 200, "early_stop_test_acc": 0.955}]
+        (tmp_path / f"imp{seed}" / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    report = build_report(collect_runs(tmp_path), tmp_path / "report")
+    markdown = report.markdown
+    assert "### IMP level by level: test accuracy (%)" in markdown
+    assert "### IMP level by level: early-stop iteration" in markdown
+    assert "| 64.00 | 950 ± 71 (n=2) | 3100 ± 141 (n=2) |" in markdown  # ticket (the final run), reinit control
+    assert "### IMP level by level: test accuracy at early stop (%)" in markdown
+    assert (tmp_path / "report" / "imp_levels.png").exists()

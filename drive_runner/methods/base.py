@@ -185,13 +185,15 @@ class LevelsMethod(Method):
     def score(self, model: nn.Module, names: list[str]) -> dict[str, torch.Tensor]:
         raise NotImplementedError(f"{type(self).__name__} must define score()")
 
-    def level_survivors(self, engine: MaskEngine, density: float) -> list[int]:
-        """The survivor count after each level."""
+    def level_survivors(self, engine: MaskEngine, density: float) -> list[int | dict[str, int]]:
+        """The survivor count after each level: one number ranked globally, or one per tensor (layer-wise)."""
         raise NotImplementedError(f"{type(self).__name__} must define level_survivors()")
 
     def expected_survivors(self, engine: MaskEngine, density: float) -> int:
         levels = self.level_survivors(engine, density)
-        return levels[-1] if levels else engine.total()
+        if not levels:
+            return engine.total()
+        return sum(levels[-1].values()) if isinstance(levels[-1], dict) else levels[-1]
 
 
 class TrainingTimeMethod(Method):

@@ -322,17 +322,20 @@ class MaskEngine:
         if (scope or self.scope) == "global":
             self.prune_to_count(scores, keep_count(self.total(), density))
             return
+        self.prune_to_count(scores, {t.name: keep_count(t.mask.numel(), density) for t in self.targets})
+
+    def prune_to_count(self, scores: Mapping[str, torch.Tensor], keep: int | Mapping[str, int]) -> None:
+        """Keep exactly `keep` survivors over all prunable tensors ranked together, or `keep[name]` in each
+        tensor ranked within it (layer-wise)."""
         generator = self._next_generator()
+        if not isinstance(keep, Mapping):
+            self.set_masks(select_top(scores, self.masks, keep, generator))
+            return
         new = {}
         for target in self.targets:
             single = {target.name: target.mask}
-            keep = keep_count(target.mask.numel(), density)
-            new.update(select_top({target.name: scores[target.name]}, single, keep, generator))
+            new.update(select_top({target.name: scores[target.name]}, single, keep[target.name], generator))
         self.set_masks(new)
-
-    def prune_to_count(self, scores: Mapping[str, torch.Tensor], keep: int) -> None:
-        """Keep exactly `keep` survivors over all prunable tensors, ranked together."""
-        self.set_masks(select_top(scores, self.masks, keep, self._next_generator()))
 
     def _next_generator(self) -> torch.Generator:
         # A fresh, seeded generator per selection: tie-breaking is reproducible yet differs per step.

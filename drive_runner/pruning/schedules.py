@@ -79,4 +79,16 @@ def imp_survivors(total: int, target: int, fraction: float, exact_target: bool =
     return counts
 
 
+def layerwise_imp_survivors(sizes: dict[str, int], target: int, fractions: dict[str, float]) -> list[dict[str, int]]:
+    """Each tensor's survivors after each IMP level when every tensor loses its own fraction of its survivors
+    (the Lottery Ticket paper's layer-wise rates: 20% of a hidden layer, 10% of the output layer), level after
+    level until the total is at most `target`."""
+    rates = {name: Fraction(str(fraction)) for name, fraction in fractions.items()}
+    counts, survivors = [], dict(sizes)
+    while sum(survivors.values()) > target:
+        survivors = {name: kept - math.ceil(rates[name] * kept) for name, kept in survivors.items()}
+        counts.append(survivors)
+    return counts
+
+
 SCHEDULE_NAMES = (*DENSITY_PATHS, "cubic", "imp_levels")

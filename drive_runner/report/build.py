@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from drive_runner.report import figures
-from drive_runner.report.events import compute_used, imp_curves
+from drive_runner.report.events import IMP_QUANTITIES, compute_used, imp_curves
 from drive_runner.report.tables import format_cell, pivot, to_latex, to_markdown
 from drive_runner.tables.references import QUANTITIES, Comparison, Reference, load_reference, quantity_of
 from drive_runner.tracking.rundir import write_json_atomic, write_text_atomic
@@ -212,22 +212,28 @@ def _ablations(runs: list[dict], rows: str, columns: str, measure, digits: int) 
 
 
 def _imp_levels(runs: list[dict], digits: int) -> str:
-    curves = imp_curves(runs)
-    if len(curves) < 2:  # a level curve is only a table of its own beside a control
-        return ""
-    names = list(curves)
-    densities = sorted({d for curve in curves.values() for d in curve}, reverse=True)
-    lines = ["### IMP level by level: test accuracy (%)\n", "| density (%) | " + " | ".join(names) + " |",
-             "|---|" + "---|" * len(names)]
-    for density in densities:
-        cells = []
-        for name in names:
-            values = [100 * v for v in curves[name].get(density, [])]
-            cells.append("-" if not values else f"{statistics.fmean(values):.{digits}f}"
-                         + (f" ± {statistics.stdev(values):.{digits}f}" if len(values) > 1 else "")
-                         + f" (n={len(values)})")
-        lines.append(f"| {100 * density:.2f} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    """IMP's curves level by level beside their control: the test accuracy, and the early-stopping point where
+    the runs evaluated a validation split."""
+    sections = []
+    for quantity, label in IMP_QUANTITIES.items():
+        curves = imp_curves(runs, quantity)
+        if len(curves) < 2:  # a level curve is only a table of its own beside a control
+            continue
+        scale, places = (1, 0) if quantity == "early_stop_step" else (100, digits)
+        names = list(curves)
+        densities = sorted({d for curve in curves.values() for d in curve}, reverse=True)
+        lines = [f"### IMP level by level: {label}\n", "| density (%) | " + " | ".join(names) + " |",
+                 "|---|" + "---|" * len(names)]
+        for density in densities:
+            cells = []
+            for name in names:
+                values = [scale * v for v in curves[name].get(density, [])]
+                cells.append("-" if not values else f"{statistics.fmean(values):.{places}f}"
+                             + (f" ± {statistics.stdev(values):.{places}f}" if len(values) > 1 else "")
+                             + f" (n={len(values)})")
+            lines.append(f"| {100 * density:.2f} | " + " | ".join(cells) + " |")
+        sections.append("\n".join(lines) + "\n")
+    return "\n".join(sections)
 
 
 def _write(report: Report, out_dir: Path, latex: list[str], runs: list[dict], ref: Reference | None, rows: str,

@@ -16,22 +16,27 @@ def events(run: dict) -> list[dict]:
         return []
 
 
-def imp_curves(runs: list[dict]) -> dict:
-    """Per IMP curve ("ticket", and the control's kind): density -> test accuracies over seeds, from the
-    runs' metrics.jsonl (each level's training) and the final sparse training."""
+IMP_QUANTITIES = {"test_acc": "test accuracy (%)", "early_stop_step": "early-stop iteration",
+                  "early_stop_test_acc": "test accuracy at early stop (%)"}
+
+
+def imp_curves(runs: list[dict], quantity: str = "test_acc") -> dict:
+    """Per IMP curve ("ticket", and the control's kind): density -> `quantity` over seeds (the last epoch's test
+    accuracy, or the early-stopping point's iteration or test accuracy), from the runs' metrics.jsonl (each
+    level's training) and the final sparse training."""
     curves: dict = {}
     for run in runs:
         if run.get("method") != "imp":
             continue
         for row in events(run):
-            if row.get("event") == "imp_level" and row.get("test_acc") is not None:
-                curves.setdefault("ticket", {}).setdefault(round(row["density"], 6), []).append(row["test_acc"])
-            elif row.get("event") == "imp_control" and row.get("test_acc") is not None:
+            if row.get("event") == "imp_level" and row.get(quantity) is not None:
+                curves.setdefault("ticket", {}).setdefault(round(row["density"], 6), []).append(row[quantity])
+            elif row.get("event") == "imp_control" and row.get(quantity) is not None:
                 name = f"{row['control']} control"
-                curves.setdefault(name, {}).setdefault(round(row["density"], 6), []).append(row["test_acc"])
-        if "ticket" in curves and run.get("test_acc") is not None and run.get("ablation", "none") == "none":
+                curves.setdefault(name, {}).setdefault(round(row["density"], 6), []).append(row[quantity])
+        if "ticket" in curves and run.get(quantity) is not None and run.get("ablation", "none") == "none":
             density = round(1.0 - run["achieved_sparsity"], 6)
-            curves["ticket"].setdefault(density, []).append(run["test_acc"])
+            curves["ticket"].setdefault(density, []).append(run[quantity])
     return curves
 
 

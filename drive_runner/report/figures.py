@@ -8,7 +8,7 @@ import statistics
 from pathlib import Path
 
 from drive_runner.methods import method_colour
-from drive_runner.report.events import events, imp_curves
+from drive_runner.report.events import IMP_QUANTITIES, events, imp_curves
 from drive_runner.report.tables import pivot
 from drive_runner.tables.references import quantity_of
 
@@ -208,23 +208,29 @@ def prunetrain_figure(runs: list[dict], out_dir: Path):
 
 
 def imp_figure(runs: list[dict], out_dir: Path):
-    """IMP's winning tickets level by level against their control (LTH Fig. 3)."""
-    curves = imp_curves(runs)
-    if len(curves) < 2:
+    """IMP's winning tickets level by level against their control (LTH Fig. 3), and where the runs evaluated
+    between epochs, the early-stop iteration and the test accuracy there (LTH Fig. 4)."""
+    panels = {quantity: imp_curves(runs, quantity) for quantity in IMP_QUANTITIES}
+    panels = {quantity: curves for quantity, curves in panels.items() if len(curves) >= 2}
+    if "test_acc" not in panels:
         return [], []
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(5.5 + LEGEND_WIDTH, 3.8), layout="constrained")
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels) + LEGEND_WIDTH, 3.8), layout="constrained",
+                             squeeze=False)
     styles = _Styles()
-    for name, points in curves.items():
-        densities = sorted(points, reverse=True)
-        means = [100 * statistics.fmean(points[d]) for d in densities]
-        errors = [100 * statistics.stdev(points[d]) if len(points[d]) > 1 else 0.0 for d in densities]
-        ax.errorbar([100 * d for d in densities], means, yerr=errors, capsize=3, label=name, **styles("imp", name))
-    ax.set_xscale("log")
-    ax.invert_xaxis()
-    ax.set(xlabel="weights remaining (%)", ylabel="test accuracy (%)", title="IMP level by level")
-    _finish(fig, [ax])
-    return list(curves), _save(fig, out_dir, "imp_levels")
+    for ax, (quantity, curves) in zip(axes[0], panels.items()):
+        scale = 1 if quantity == "early_stop_step" else 100
+        for name, points in curves.items():
+            densities = sorted(points, reverse=True)
+            means = [scale * statistics.fmean(points[d]) for d in densities]
+            errors = [scale * statistics.stdev(points[d]) if len(points[d]) > 1 else 0.0 for d in densities]
+            ax.errorbar([100 * d for d in densities], means, yerr=errors, capsize=3, label=name,
+                        **styles("imp", name))
+        ax.set_xscale("log")
+        ax.invert_xaxis()
+        ax.set(xlabel="weights remaining (%)", ylabel=IMP_QUANTITIES[quantity], title="IMP level by level")
+    _finish(fig, list(axes[0]))
+    return list(panels["test_acc"]), _save(fig, out_dir, "imp_levels")
 
 
 def draw_all(runs: list[dict], out_dir: Path, ref, rows: str, columns: str, quantity: str,
