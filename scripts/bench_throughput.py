@@ -2,6 +2,7 @@
 
     python scripts/bench_throughput.py                         # CPU: VGG-16, ResNet-20, ResNet-18 at CIFAR shape
     python scripts/bench_throughput.py --models vgg16 --batch 128 --images 8192 --repeats 3   # a GPU
+    python scripts/bench_throughput.py --mask-overhead --models resnet20 vgg16   # the mask engine's cost alone
 
 Synthetic CIFAR-shaped data (3x32x32 uint8, 10 classes), the same model, batch, optimizer and precision
 on both sides. The reference is a torchvision DataLoader over PIL images with per-image RandomCrop(32,
@@ -17,6 +18,10 @@ and repeated in alternation so they share the machine's load (the median is prin
   + channels_last, + bf16, + compile, + data on device: one trick at a time on the sparse session
   all tricks                     everything that applies here (goal on a GPU: >= 3x the reference, VGG-16, bf16)
 
+--mask-overhead times only the two session rows, in pairs whose order alternates, until the 95% interval of
+the time ratio (sparse over unmasked, the geometric mean of the pairs) is narrower than +-1% or
+--max-rounds pairs are timed, and says whether the ratio is within 1.03.
+
 Denormal floats are flushed to zero on both sides (see main). A first line times the two data paths alone, without a model. It ends with the projected wall-clock of `drive-run method=drive sparsity=0.9` (VGG-16, CIFAR-10,
 160 epochs of 50,000 images) at the best measured rate. First steps (cuDNN autotuning, compilation)
 are run before timing.
@@ -25,6 +30,7 @@ are run before timing.
 from __future__ import annotations
 
 import argparse
+import math
 import shutil
 import statistics
 import time
@@ -38,6 +44,7 @@ from drive_runner.cli.compose import compose_config
 from drive_runner.data.bundle import DataBundle
 from drive_runner.data.in_memory import InMemorySource
 from drive_runner.models import build_model
+from drive_runner.report.intervals import half_width
 from drive_runner.pruning.masks import MaskEngine
 from drive_runner.train.acceleration import Acceleration
 from drive_runner.train.loop import TrainingSession
@@ -199,6 +206,27 @@ def data_alone(args, device: torch.device) -> None:
           f"images/s ({rows[1].rate / rows[0].rate:.1f}x)")
 
 
+def mask_overhead(name: str, args, device: torch.device) -> None:
+    """The sparse session's epoch time over the unmasked session's, paired: a pair shares the machine's
+    load of its moment, so the ratio's interval narrows where single timings scatter by +-10%."""
+    rows = rows_for(name, args, device)
+    unmasked, sparse = rows[2], rows[3]
+    for row in (unmasked, sparse):
+        row.epoch()
+    logs, half = [], None
+    while len(logs) < args.max_rounds:
+        for row in (unmasked, sparse) if len(logs) % 2 == 0 else (sparse, unmasked):
+            row.measure(device)
+        logs.append(math.log(unmasked.rates[-1] / sparse.rates[-1]))
+        half = half_width(logs)
+        if len(logs) >= args.min_rounds and math.expm1(half) < 0.01:
+            break
+    ratio, low, high = (math.exp(statistics.fmean(logs) + shift) for shift in (0, -half, half))
+    verdict = "within 1.03" if high <= 1.03 else "over 1.03" if low > 1.03 else "undecided at 1.03"
+    print(f"{name}: mask-engine time ratio {ratio:.4f}x, 95% interval [{low:.4f}, {high:.4f}] "
+          f"(+-{100 * math.expm1(half):.2f}%) over {len(logs)} pairs of {args.images} images: {verdict}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["vgg16", "resnet20", "resnet18"])
@@ -210,6 +238,10 @@ def main() -> None:
     parser.add_argument("--compile", default=None, help="a torch.compile backend to time (default: inductor on "
                                                         "a GPU, none on the CPU)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--mask-overhead", action="store_true", help="time only the mask engine's overhead, "
+                                                                      "to a +-1%% interval")
+    parser.add_argument("--min-rounds", type=int, default=10, help="with --mask-overhead: pairs at least")
+    parser.add_argument("--max-rounds", type=int, default=200, help="with --mask-overhead: pairs at most")
     args = parser.parse_args()
     device = torch.device(args.device)
     # Both sides alike: on random images and labels the weights drift into denormal floats, which made x86
@@ -223,6 +255,10 @@ def main() -> None:
         torch.backends.cudnn.benchmark = True
     print(f"device {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else f'{torch.get_num_threads()} threads'}), "
           f"batch {args.batch}, {args.images} images per epoch, {args.precision}, median of {args.repeats}")
+    if args.mask_overhead:
+        for name in args.models:
+            mask_overhead(name, args, device)
+        return
     data_alone(args, device)
     best = {}
     for name in args.models:

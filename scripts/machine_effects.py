@@ -24,13 +24,14 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import math
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from drive_runner.report.intervals import half_width
 
 STAND_IN = {"ATEN_CPU_CAPABILITY": "default", "ONEDNN_MAX_CPU_ISA": "SSE41"}
 MACHINES = {"default kernels, 1 thread": ({}, 1), "default kernels, 2 threads": ({}, 2),
@@ -41,7 +42,6 @@ PRECISIONS = ("float32", "float64")
 CASES = [("lenet300", (1, 28, 28), 10, 0.95, SCORERS), ("lenet300", (1, 28, 28), 10, 0.98, SCORERS),
          ("lenet5", (1, 28, 28), 10, 0.98, SCORERS), ("lenet5", (1, 28, 28), 10, 0.99, SCORERS),
          ("vgg16", (3, 32, 32), 100, 1 - 1e-4, ("synflow",))]
-T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
 
 
 # ----------------------------------------------------------------------------- masks at initialisation
@@ -112,10 +112,9 @@ def masks_report(args) -> None:
 
 # ----------------------------------------------------------------------------- trained accuracy
 def interval(differences: list[float]) -> str:
-    mean = statistics.fmean(differences)
-    if len(differences) < 2:
+    mean, half = statistics.fmean(differences), half_width(differences)
+    if half is None:
         return f"{mean:+.2f}"
-    half = T_975.get(len(differences) - 1, 1.96) * statistics.stdev(differences) / math.sqrt(len(differences))
     return f"{mean:+.2f} [{mean - half:+.2f}, {mean + half:+.2f}]"
 
 

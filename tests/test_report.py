@@ -147,6 +147,7 @@ def test_drive_report_puts_the_papers_numbers_beside_ours_and_draws_them(tmp_pat
     out = capsys.readouterr().out
     assert "Reference: N. Lee, T. Ajanthan, P. H. S. Torr." in out  # found from the runs' table
     assert "| snip | 0.95 | 2.00 ± 0.14 (n=2) | 1.60 | +0.40 |" in out  # test error, ours against the paper's
+    assert "| +0.40 | [-0.87, +1.67] | 30 epochs |" in out  # the difference's 95% interval (t, 1 df), the recipe
     written = {p.name for p in (tmp_path / "report").iterdir()}
     assert {"report.md", "report.tex", "report.csv", "accuracy.png", "accuracy.pdf", "layer_density.png",
             "layer_density.pdf"} <= written

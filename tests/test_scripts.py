@@ -1,6 +1,7 @@
 """The benchmark scripts run end to end (tiny settings) and print the numbers they promise."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -51,6 +52,16 @@ def test_throughput_benchmark_prints_every_row_and_both_goals():
                   "session, 90% sparse", "+ channels_last", "+ bf16", "all tricks", "mask-engine overhead",
                   "data path"):
         assert label in out
+
+
+def test_mask_overhead_benchmark_pairs_the_two_sessions_and_gives_the_ratios_interval():
+    out = bench("bench_throughput.py", "--mask-overhead", "--models", "lenet5", "--images", "32", "--batch", "16",
+                "--workers", "0", "--min-rounds", "2", "--max-rounds", "3")
+    found = re.search(r"lenet5: mask-engine time ratio ([\d.]+)x, 95% interval \[([\d.]+), ([\d.]+)\] .* over "
+                      r"(\d) pairs of 32 images: (within|over|undecided at) 1.03", out)
+    assert found, out
+    ratio, low, high = map(float, found.groups()[:3])
+    assert low <= ratio <= high and 2 <= int(found.group(4)) <= 3
 
 
 def test_gpu_checks_refuse_to_report_without_a_gpu():

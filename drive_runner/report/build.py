@@ -16,6 +16,7 @@ from pathlib import Path
 
 from drive_runner.report import figures
 from drive_runner.report.events import IMP_QUANTITIES, compute_used, imp_curves
+from drive_runner.report.intervals import half_width
 from drive_runner.report.tables import format_cell, pivot, to_latex, to_markdown
 from drive_runner.tables.references import QUANTITIES, Comparison, Reference, load_reference, quantity_of
 from drive_runner.tracking.rundir import write_json_atomic, write_text_atomic
@@ -159,11 +160,22 @@ def _comparison(panel: Panel, comparison: Comparison, rows: str, digits: int) ->
     if not found:
         return ""
     lines = [f"### {panel.title}: ours against the paper, {comparison.measure.label}\n",
-             f"| {rows} | {comparison.columns} | ours | paper | ours - paper |", "|---|---|---|---|---|"]
+             f"| {rows} | {comparison.columns} | ours | paper | ours - paper | its 95% interval | recipe |",
+             "|---|---|---|---|---|---|---|"]
     for label, col, cell, paper in found:
+        difference, half = cell.mean - paper, half_width(cell.values)
+        interval = "n=1: none" if half is None else f"[{difference - half:+.{digits}f}, {difference + half:+.{digits}f}]"
         lines.append(f"| {label} | {col} | {format_cell(cell, digits=digits)} | {paper:.{digits}f} | "
-                     f"{cell.mean - paper:+.{digits}f} |")
+                     f"{difference:+.{digits}f} | {interval} | {_recipe(cell.runs[0])} |")
     return "\n".join(lines) + "\n"
+
+
+def _recipe(run: dict) -> str:
+    """Which recipe a row trained: the table's recipe by name, with the epochs it ran."""
+    settings = run.get("settings", {})
+    epochs = run.get("epochs", settings.get("trainer.epochs"))
+    recipe = settings.get("table.recipe")
+    return f"{recipe}, {epochs} epochs" if recipe else f"{epochs} epochs"
 
 
 def _find_mask_times(runs: list[dict], rows: str, columns: str) -> str:
