@@ -58,6 +58,7 @@ def test_the_command_line_overrides_every_job_and_may_sweep_and_switch_recipe():
     assert all("seed=7" in job for job in chosen) and len(chosen) == 2 * 2 + 2 + 2 * 2 + 2
     paper = jobs("table=snip_mnist", "table.recipe=paper")
     assert all("recipe=snip_mnist_paper" in job and "dataset.validation_size=6000" in job
+               and "model.linear_init=xavier" in job
                for job in paper if "model=lenet300" in job)
     with pytest.raises(ConfigError, match="table.recipe.*allowed: causes, paper, quick"):
         jobs("table=snip_mnist", "table.recipe=fast")
@@ -125,7 +126,7 @@ def test_a_table_says_how_many_jobs_and_how_long_and_lists_them(tmp_path):
                      "table.limit=2", "hydra.launcher.n_jobs=1", "hydra.sweep.dir=T", cwd=tmp_path, timeout=600)
     assert result.returncode == 0, result.stderr
     first = result.stdout.splitlines()[0]
-    assert first.startswith("drive-run: table snip_mnist (quick recipe): 2 jobs; expected 76.5 min on 2 CPU cores")
+    assert first.startswith("drive-run: table snip_mnist (quick recipe): 2 jobs; expected about 2 h on 2 CPU cores")
     assert "dataset=digits, model=lenet300 change what it measures, so its report leaves out the paper's numbers" \
         in first
     report = (tmp_path / "T" / "report" / "report.md").read_text()
