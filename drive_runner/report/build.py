@@ -164,7 +164,8 @@ def _comparison(panel: Panel, comparison: Comparison, rows: str, digits: int) ->
              "|---|---|---|---|---|---|---|"]
     for label, col, cell, paper in found:
         difference, half = cell.mean - paper, half_width(cell.values)
-        interval = "n=1: none" if half is None else f"[{difference - half:+.{digits}f}, {difference + half:+.{digits}f}]"
+        interval = ("n=1: none" if half is None
+                    else f"[{difference - half:+.{digits}f}, {difference + half:+.{digits}f}]")
         lines.append(f"| {label} | {col} | {format_cell(cell, digits=digits)} | {paper:.{digits}f} | "
                      f"{difference:+.{digits}f} | {interval} | {_recipe(cell.runs[0])} |")
     return "\n".join(lines) + "\n"
@@ -227,14 +228,13 @@ def _imp_levels(runs: list[dict], digits: int) -> str:
     """IMP's curves level by level beside their control: the test accuracy, and the early-stopping point where
     the runs evaluated a validation split."""
     sections = []
-    for quantity, label in IMP_QUANTITIES.items():
-        curves = imp_curves(runs, quantity)
+    for quantity, curves in imp_curves(runs).items():
         if len(curves) < 2:  # a level curve is only a table of its own beside a control
             continue
         scale, places = (1, 0) if quantity == "early_stop_step" else (100, digits)
         names = list(curves)
         densities = sorted({d for curve in curves.values() for d in curve}, reverse=True)
-        lines = [f"### IMP level by level: {label}\n", "| density (%) | " + " | ".join(names) + " |",
+        lines = [f"### IMP level by level: {IMP_QUANTITIES[quantity]}\n", "| density (%) | " + " | ".join(names) + " |",
                  "|---|" + "---|" * len(names)]
         for density in densities:
             cells = []

@@ -20,24 +20,28 @@ IMP_QUANTITIES = {"test_acc": "test accuracy (%)", "early_stop_step": "early-sto
                   "early_stop_test_acc": "test accuracy at early stop (%)"}
 
 
-def imp_curves(runs: list[dict], quantity: str = "test_acc") -> dict:
-    """Per IMP curve ("ticket", and the control's kind): density -> `quantity` over seeds (the last epoch's test
-    accuracy, or the early-stopping point's iteration or test accuracy), from the runs' metrics.jsonl (each
-    level's training) and the final sparse training."""
-    curves: dict = {}
+def imp_curves(runs: list[dict]) -> dict:
+    """Per quantity of IMP_QUANTITIES, per curve ("ticket", and the control's kind): density -> values over seeds
+    (the last epoch's test accuracy, or the early-stopping point's iteration or test accuracy), from the runs'
+    metrics.jsonl (each level's training) and the final sparse training; each file is read once."""
+    found: dict = {quantity: {} for quantity in IMP_QUANTITIES}
     for run in runs:
         if run.get("method") != "imp":
             continue
-        for row in events(run):
-            if row.get("event") == "imp_level" and row.get(quantity) is not None:
-                curves.setdefault("ticket", {}).setdefault(round(row["density"], 6), []).append(row[quantity])
-            elif row.get("event") == "imp_control" and row.get(quantity) is not None:
-                name = f"{row['control']} control"
-                curves.setdefault(name, {}).setdefault(round(row["density"], 6), []).append(row[quantity])
-        if "ticket" in curves and run.get(quantity) is not None and run.get("ablation", "none") == "none":
-            density = round(1.0 - run["achieved_sparsity"], 6)
-            curves["ticket"].setdefault(density, []).append(run[quantity])
-    return curves
+        rows = events(run)
+        for quantity, curves in found.items():
+            for row in rows:
+                if row.get(quantity) is None:
+                    continue
+                if row.get("event") == "imp_level":
+                    curves.setdefault("ticket", {}).setdefault(round(row["density"], 6), []).append(row[quantity])
+                elif row.get("event") == "imp_control":
+                    name = f"{row['control']} control"
+                    curves.setdefault(name, {}).setdefault(round(row["density"], 6), []).append(row[quantity])
+            if "ticket" in curves and run.get(quantity) is not None and run.get("ablation", "none") == "none":
+                density = round(1.0 - run["achieved_sparsity"], 6)
+                curves["ticket"].setdefault(density, []).append(run[quantity])
+    return found
 
 
 def compute_used(runs: list[dict]) -> dict | None:

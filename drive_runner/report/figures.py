@@ -210,8 +210,7 @@ def prunetrain_figure(runs: list[dict], out_dir: Path):
 def imp_figure(runs: list[dict], out_dir: Path):
     """IMP's winning tickets level by level against their control (LTH Fig. 3), and where the runs evaluated
     between epochs, the early-stop iteration and the test accuracy there (LTH Fig. 4)."""
-    panels = {quantity: imp_curves(runs, quantity) for quantity in IMP_QUANTITIES}
-    panels = {quantity: curves for quantity, curves in panels.items() if len(curves) >= 2}
+    panels = {quantity: curves for quantity, curves in imp_curves(runs).items() if len(curves) >= 2}
     if "test_acc" not in panels:
         return [], []
     plt = _pyplot()

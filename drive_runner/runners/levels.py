@@ -90,18 +90,18 @@ class LevelsRunner(BackpropRunner):
             self.ticket = self.engine.mask_state()
             ablate(control, self.training, self.rewind_state, draw=level, step=rewind_step)
             self.position["entered"] = True
-        phase = f"imp-control-{level}"
-        history = self.session.train_until(int(self.session.cfg.epochs), phase)
-        self.setup.tracker.event("imp_control", level=level, control=str(control), density=self.engine.density(),
-                                 test_acc=history[-1].get("test_top1") if history else None,
-                                 **early_stop(self.phase_records(phase, history)))
+        self._train_phase(f"imp-control-{level}", "imp_control", level=level, control=str(control))
         self.engine.replace_masks(self.ticket)
         self.ticket = None
 
     def _train_level(self, level: int) -> None:
-        phase = f"imp-level-{level}"
+        self._train_phase(f"imp-level-{level}", "imp_level", level=level)
+
+    def _train_phase(self, phase: str, event: str, **fields) -> None:
+        """Train one level's network for trainer.epochs and log its event: density, the last test accuracy and,
+        with a validation split, the early-stopping point."""
         history = self.session.train_until(int(self.session.cfg.epochs), phase)
-        self.setup.tracker.event("imp_level", level=level, density=self.engine.density(),
+        self.setup.tracker.event(event, **fields, density=self.engine.density(),
                                  test_acc=history[-1].get("test_top1") if history else None,
                                  **early_stop(self.phase_records(phase, history)))
 
