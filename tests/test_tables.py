@@ -132,3 +132,23 @@ def test_a_table_says_how_many_jobs_and_how_long_and_lists_them(tmp_path):
     report = (tmp_path / "T" / "report" / "report.md").read_text()
     assert "Table snip_mnist was run with dataset=digits, model=lenet300, which change what it measures" in report
     assert "ours against the paper" not in report and "Reference: N. Lee" in report
+
+
+def test_editing_a_table_keeps_the_directories_of_its_finished_jobs():
+    """A job's directory is named after what it computes, not after the table's other rows: adding a row to a
+    table (or launching it with table.limit) keeps every other job's name, so the relaunch reports those done."""
+    from omegaconf import OmegaConf
+
+    from drive_runner.tracking.naming import job_name
+
+    first = jobs("table=snip_mnist")[0]
+
+    def name(*table_overrides, edit=lambda table: None):
+        container = OmegaConf.to_container(compose_config(["table=snip_mnist", *table_overrides, *first]),
+                                           resolve=True, enum_to_str=True)
+        edit(container["table"])
+        return job_name(container)
+
+    added_row = name(edit=lambda table: table["grids"]["quick"].append({"model": "lenet300", "method": "snip"}))
+    assert name() == added_row == name("table.limit=5")
+    assert name("trainer.lr=0.05") != name()  # what the job computes still names it

@@ -2,8 +2,9 @@
 
 The identity of a job is its resolved config without the keys that change how a run is watched or
 where its inputs live but not what it computes (the logger, thread and worker counts, the data
-folder, the resume policy), together with the code of any user package its `_target_`s name
-(tracking/provenance.py). Its hash, behind a readable prefix, names the job's directory, so the same
+folder, the resume policy, and the table it was launched from: a table's grids list its other jobs, so
+editing one row must not make every finished row look new), together with the code of any user package
+its `_target_`s name (tracking/provenance.py). Its hash, behind a readable prefix, names the job's directory, so the same
 command (or the same sweep) launched again finds the same directories: finished jobs are reported done,
 interrupted ones continue, only missing ones start, and a job whose code changed starts anew.
 """
@@ -25,9 +26,10 @@ HASH_LENGTH = 10
 
 
 def identity(container: dict) -> dict:
-    """The config as plain data without the cosmetic keys (and without Hydra's own node)."""
+    """The config as plain data without the cosmetic keys (and without Hydra's and the table's nodes)."""
     kept = json.loads(json.dumps(container, default=str))
     kept.pop("hydra", None)
+    kept.pop("table", None)  # the grid's values for this job are already in the job's own keys
     for key in COSMETIC_KEYS:
         *parents, last = key.split(".")
         node = kept
