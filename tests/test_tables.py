@@ -152,3 +152,22 @@ def test_editing_a_table_keeps_the_directories_of_its_finished_jobs():
     added_row = name(edit=lambda table: table["grids"]["quick"].append({"model": "lenet300", "method": "snip"}))
     assert name() == added_row == name("table.limit=5")
     assert name("trainer.lr=0.05") != name()  # what the job computes still names it
+
+
+def test_a_table_launched_in_part_and_then_further_continues_in_one_folder(tmp_path):
+    """table.limit=N runs the first N jobs; a later launch with a larger limit (or none) goes to the same folder
+    and finds those N done, so a table can be run a part at a time."""
+    write_mnist(tmp_path / "data", train=40, test=20)
+    common = ["table=lth_mnist", f"dataset.root={tmp_path / 'data'}", "trainer.epochs=1", "sparsity=0.2",
+              "logger=none", "hydra.launcher.n_jobs=1"]
+    first = run_cli(*common, "table.limit=1", cwd=tmp_path, timeout=600)
+    assert first.returncode == 0, first.stderr
+    (folder,) = (tmp_path / "outputs" / "tables" / "lth_mnist").iterdir()
+    done = {path.parent.name for path in folder.glob("*/summary.json")}
+    assert len(done) == 1
+    second = run_cli(*common, "table.limit=2", cwd=tmp_path, timeout=600)
+    assert second.returncode == 0, second.stderr
+    assert [path.name for path in (tmp_path / "outputs" / "tables" / "lth_mnist").iterdir()] == [folder.name]
+    assert sum(line.startswith("already done: ") for line in second.stdout.splitlines()) == 1
+    assert done < {path.parent.name for path in folder.glob("*/summary.json")}
+    assert len(list(folder.glob("*/summary.json"))) == 2

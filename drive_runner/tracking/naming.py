@@ -104,8 +104,10 @@ def _without_hydra(root: DictConfig) -> dict:
 
 def command_name(arguments: list[str]) -> str:
     """A sweep's directory name from its command line (the sorted overrides, cosmetic keys left out):
-    the keys it sets, then a hash of the whole."""
-    kept = sorted(a for a in arguments if not a.split("=", 1)[0].lstrip("+~").startswith((*COSMETIC_KEYS, "hydra")))
+    the keys it sets, then a hash of the whole. `table.limit` is left out too, so a table launched with its
+    first N jobs and later in full shares one folder, and the full launch finds those N done."""
+    left_out = (*COSMETIC_KEYS, "hydra", "table.limit")
+    kept = sorted(a for a in arguments if not a.split("=", 1)[0].lstrip("+~").startswith(left_out))
     digest = hashlib.sha256("\n".join(kept).encode()).hexdigest()[:HASH_LENGTH]
     keys = "_".join(dict.fromkeys(a.split("=", 1)[0].lstrip("+~").replace("/", ".") for a in kept))
     keys = re.sub(r"[^A-Za-z0-9_.-]", "_", keys)[:60]
