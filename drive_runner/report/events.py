@@ -28,16 +28,14 @@ def imp_curves(runs: list[dict]) -> dict:
     for run in runs:
         if run.get("method") != "imp":
             continue
-        rows = events(run)
-        for quantity, curves in found.items():
-            for row in rows:
-                if row.get(quantity) is None:
-                    continue
-                if row.get("event") == "imp_level":
-                    curves.setdefault("ticket", {}).setdefault(round(row["density"], 6), []).append(row[quantity])
-                elif row.get("event") == "imp_control":
-                    name = f"{row['control']} control"
+        for row in events(run):
+            if row.get("event") not in ("imp_level", "imp_control"):
+                continue
+            name = "ticket" if row["event"] == "imp_level" else f"{row['control']} control"
+            for quantity, curves in found.items():
+                if row.get(quantity) is not None:
                     curves.setdefault(name, {}).setdefault(round(row["density"], 6), []).append(row[quantity])
+        for quantity, curves in found.items():
             if "ticket" in curves and run.get(quantity) is not None and run.get("ablation", "none") == "none":
                 density = round(1.0 - run["achieved_sparsity"], 6)
                 curves["ticket"].setdefault(density, []).append(run[quantity])

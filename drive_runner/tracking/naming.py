@@ -4,9 +4,10 @@ The identity of a job is its resolved config without the keys that change how a 
 where its inputs live but not what it computes (the logger, thread and worker counts, the data
 folder, the resume policy, and the table it was launched from: a table's grids list its other jobs, so
 editing one row must not make every finished row look new), together with the code of any user package
-its `_target_`s name (tracking/provenance.py). Its hash, behind a readable prefix, names the job's directory, so the same
-command (or the same sweep) launched again finds the same directories: finished jobs are reported done,
-interrupted ones continue, only missing ones start, and a job whose code changed starts anew.
+its `_target_`s name (tracking/provenance.py). Its hash, behind a readable prefix, names the job's
+directory, so the same command (or the same sweep) launched again finds the same directories: finished
+jobs are reported done, interrupted ones continue, only missing ones start, and a job whose code changed
+starts anew.
 """
 
 from __future__ import annotations
